@@ -1,0 +1,52 @@
+"""Errors a person can act on.
+
+Every error the library raises on purpose derives from AvsearchError; its message says what went
+wrong and what to do. The CLI prints the message without a traceback (unless --verbose).
+Each class also subclasses the closest built-in, so callers can catch either.
+"""
+
+from __future__ import annotations
+
+
+class AvsearchError(Exception):
+    """Base class of every expected avsearch error."""
+
+    exit_code = 1
+
+
+class IndexNotFoundError(AvsearchError, FileNotFoundError):
+    exit_code = 2
+
+
+class IndexLockedError(AvsearchError, RuntimeError):
+    exit_code = 3
+
+
+class ModelMismatchError(AvsearchError, ValueError):
+    exit_code = 4
+
+
+class ModelNotFoundError(AvsearchError, FileNotFoundError):
+    exit_code = 5
+
+
+class CheckpointError(AvsearchError, ValueError):
+    """A checkpoint exists but its layout or weights are wrong."""
+
+    exit_code = 5
+
+
+class MediaError(AvsearchError, ValueError):
+    """A media file cannot be read: corrupt, truncated, empty, unsupported or unreadable."""
+
+    exit_code = 6
+
+
+class DeviceError(AvsearchError, RuntimeError):
+    """The requested compute device is not available."""
+
+    exit_code = 7
+
+
+class QueryError(AvsearchError, ValueError):
+    exit_code = 8

@@ -1,0 +1,200 @@
+"""`Index`: the public entry point. The CLI calls only this.
+
+Example::
+
+    from avsearch import Index
+
+    index = Index.open("./avsearch-index", model="tiny", create=True)
+    report = index.add(["~/Videos"])             # incremental: re-runs only do new work
+    for hit in index.search("a dog barking", k=5):
+        print(hit.path, hit.start_s, hit.end_s, hit.view.value, hit.score)
+    for hit in index.search(Path("query.wav")):  # a Path is a media query
+        ...
+
+This module is the one bridge from the core to the indexer and retriever packages; they are
+imported inside the methods, so the core modules (media, models, store) never depend on them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from avsearch.errors import AvsearchError, IndexNotFoundError
+from avsearch.store import AnnConfig, IndexMeta, IndexSettings, Store
+from avsearch.types import Hit, Query, View
+
+DEFAULT_INDEX = "avsearch-index"
+
+
+def resolve_index_path(path: Optional[str | Path] = None) -> Path:
+    """--index, else $AVSEARCH_INDEX, else ./avsearch-index."""
+    return Path(path or os.environ.get("AVSEARCH_INDEX") or DEFAULT_INDEX).expanduser().absolute()
+
+
+class Index:
+    """A search index over local media: one directory holding vectors and metadata."""
+
+    def __init__(self, path: Path, store: Optional[Store], *, model: Optional[str] = None,
+                 device: Optional[str] = None, settings: Optional[IndexSettings] = None,
+                 ann_config: Optional[AnnConfig] = None):
+        self.path = Path(path)
+        self._store = store
+        self._model_spec = model
+        self._device = device
+        self._settings = settings or IndexSettings()
+        self._ann_config = ann_config
+        self._embedder = None
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Optional[str | Path] = None, *, model: Optional[str] = None,
+             device: Optional[str] = None, create: bool = False,
+             settings: Optional[IndexSettings] = None, ann_config: Optional[AnnConfig] = None) -> "Index":
+        """Open the index at `path` (see `resolve_index_path`).
+
+        model: a model spec ("tiny", a hub id, a checkpoint dir). For an existing index it must
+        be the model the index was built with (default: that one). For a new index it is the
+        model to build with (default: WAVE-7B from the Hugging Face hub).
+        create: allow a new index to be created at `path` on the first `add`.
+        settings: clip length, frame rate, views — used when the index is created.
+        """
+        path = resolve_index_path(path)
+        if Store.exists(path):
+            store = Store.open(path, ann_config=ann_config)
+            return cls(path, store, model=model, device=device, settings=store.meta.settings,
+                       ann_config=ann_config)
+        if not create:
+            Store.open(path)  # raises IndexNotFoundError with the fix in its message
+        return cls(path, None, model=model, device=device, settings=settings, ann_config=ann_config)
+
+    @property
+    def exists(self) -> bool:
+        return self._store is not None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise IndexNotFoundError(
+                f"no avsearch index at {self.path} yet; add files first: `avsearch index FOLDER --index {self.path}`"
+            )
+        return self._store
+
+    @property
+    def settings(self) -> IndexSettings:
+        return self._settings
+
+    def embedder(self):
+        """The model, loaded on first use (status, remove and failures never load it)."""
+        if self._embedder is None:
+            from avsearch.models import load_embedder
+
+            spec = self._model_spec or (self._store.meta.model_source if self._store else None)
+            embedder = load_embedder(spec, device=self._device)
+            if self._store is not None:
+                self._store.check_model(embedder.model_id)
+            self._embedder = embedder
+        return self._embedder
+
+    # -- indexing --------------------------------------------------------------------------
+
+    def plan(self, paths: Iterable[str | Path], *, prune: bool = True, retry_failed: bool = False):
+        """What `add` would do (new / changed / moved / deleted / unchanged), changing nothing."""
+        from avsearch.indexer import plan_run
+
+        _, plan = plan_run(self._store, [str(p) for p in paths], prune=prune, retry_failed=retry_failed)
+        return plan
+
+    def add(self, paths: Iterable[str | Path], *, prune: bool = True, retry_failed: bool = False,
+            progress=None, decode_workers: int = 2, max_batch_tokens: Optional[int] = None,
+            commit_every_files: int = 8):
+        """Index new and changed media under `paths`; re-point moved files; with `prune`, drop
+        files under `paths` that are gone. Broken files are recorded as failed, never fatal.
+        Returns an IndexReport."""
+        from avsearch.indexer import PipelineOptions, run_index
+
+        paths = [str(p) for p in paths]
+        if self._store is None:
+            embedder = self.embedder()
+            self.path.mkdir(parents=True, exist_ok=True)
+            meta = IndexMeta(embedder.model_id, embedder.source, embedder.dim, self._settings)
+            self._store = Store.create(self.path, meta, ann_config=self._ann_config)
+        s = self._settings
+        options = PipelineOptions(
+            clip_s=s.clip_s, min_last_s=s.min_last_s, views=tuple(s.views),
+            decode=self._decode_options(), decode_workers=decode_workers, max_batch_tokens=max_batch_tokens,
+            commit_every_files=commit_every_files,
+        )
+        return run_index(self._store, paths, self.embedder, options, prune=prune,
+                         retry_failed=retry_failed, progress=progress)
+
+    def remove(self, paths: Iterable[str | Path]) -> int:
+        """Forget files (or every file under a folder). Returns how many files were removed."""
+        targets = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+        rows = self.store.file_rows()
+        doomed = [r["path"] for r in rows
+                  if any(r["path"] == t or r["path"].startswith(t.rstrip(os.sep) + os.sep) for t in targets)]
+        with self.store.write_lock():
+            n = self.store.remove_paths(doomed)
+            self.store.finish_writes()
+        return n
+
+    def reindex(self) -> dict:
+        """Rebuild the derived ANN index from the stored vectors."""
+        with self.store.write_lock():
+            self.store.reindex()
+        return self.store.ann_state()
+
+    # -- querying --------------------------------------------------------------------------
+
+    def search(self, query: str | Path | Query, k: int = 10, *, view: Optional[str | View] = None,
+               target_views: Optional[Sequence[str | View]] = None, instruction: Optional[str] = None,
+               merge_adjacent: bool = True, per_file: Optional[int] = None,
+               min_score: Optional[float] = None, rerank_top: int = 20, **filters) -> list[Hit]:
+        """Search the index. `query` is text (str), a media file (Path, read as `view`, default
+        its richest view) or a Query. Filters: path_prefix, path_glob, min_duration_s,
+        max_duration_s, indexed_after, start_s/end_s (range of the query media)."""
+        return self.search_detailed(query, k, view=view, target_views=target_views, instruction=instruction,
+                                    merge_adjacent=merge_adjacent, per_file=per_file, min_score=min_score,
+                                    rerank_top=rerank_top, **filters).hits
+
+    def search_detailed(self, query, k: int = 10, *, view=None, target_views=None, instruction=None,
+                        merge_adjacent: bool = True, per_file=None, min_score=None, rerank_top: int = 20,
+                        **filters):
+        from avsearch.retriever import SearchOptions, search
+
+        q = self._as_query(query, view=view, target_views=target_views, instruction=instruction, **filters)
+        options = SearchOptions(k=k, merge_adjacent=merge_adjacent, per_file=per_file,
+                                min_score=min_score, rerank_top=rerank_top)
+        return search(q, self.store, self.embedder, options, self._decode_options())
+
+    @staticmethod
+    def _as_query(query, **fields) -> Query:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if isinstance(query, Query):
+            return replace(query, **fields) if fields else query
+        if isinstance(query, Path):
+            return Query(media=query, **fields)
+        if isinstance(query, str):
+            return Query(text=query, **fields)
+        raise TypeError(f"a query is a str (text), a Path (media file) or a Query, not {type(query).__name__}")
+
+    # -- facts -----------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        return self.store.stats()
+
+    def failures(self) -> list[dict]:
+        return [{"path": r["path"], "error": r["error"], "indexed_at": r["indexed_at"]}
+                for r in self.store.file_rows("status = 'failed'")]
+
+    def _decode_options(self):
+        from avsearch.media import DecodeOptions
+
+        return DecodeOptions(fps=self._settings.fps, max_pixels=self._settings.max_pixels)
+
+
+__all__ = ["Index", "resolve_index_path", "DEFAULT_INDEX", "AvsearchError"]

@@ -1,0 +1,9 @@
+"""Storage: the only package that knows LanceDB and FAISS."""
+
+from avsearch.store.ann import AnnConfig, AnnIndex
+from avsearch.store.lock import WriteLock
+from avsearch.store.meta import IndexMeta, IndexSettings
+from avsearch.store.store import Store
+from avsearch.store.tables import FileCommit
+
+__all__ = ["AnnConfig", "AnnIndex", "FileCommit", "IndexMeta", "IndexSettings", "Store", "WriteLock"]

@@ -1,0 +1,70 @@
+"""The index's identity card, `avsearch.json`: which model made its vectors and how clips are cut.
+
+It is written once when the index is created. Opening the index with another model is refused,
+because vectors of two models do not share a space.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from avsearch.errors import IndexNotFoundError
+from avsearch.store.schema import FORMAT_VERSION
+
+META_NAME = "avsearch.json"
+
+
+@dataclass
+class IndexSettings:
+    """How files are cut and decoded; fixed for the life of an index so clips stay comparable."""
+
+    clip_s: float = 10.0
+    min_last_s: float = 1.0
+    fps: float = 2.0
+    max_pixels: int = 176_400
+    views: tuple[str, ...] = ("av", "video", "audio")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IndexSettings":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "views" in known:
+            known["views"] = tuple(known["views"])
+        return cls(**known)
+
+
+@dataclass
+class IndexMeta:
+    model_id: str
+    model_source: str
+    dim: int
+    settings: IndexSettings = field(default_factory=IndexSettings)
+    created_at: float = field(default_factory=time.time)
+    format_version: int = FORMAT_VERSION
+
+    def save(self, directory: Path) -> None:
+        data = asdict(self)
+        data["settings"]["views"] = list(self.settings.views)
+        tmp = Path(directory) / (META_NAME + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, Path(directory) / META_NAME)
+
+    @classmethod
+    def load(cls, directory: Path) -> "IndexMeta":
+        path = Path(directory) / META_NAME
+        if not path.is_file():
+            raise IndexNotFoundError(
+                f"no avsearch index at {directory} (no {META_NAME}); create one with "
+                f"`avsearch index FOLDER --index {directory}`, or point --index / AVSEARCH_INDEX at an existing one"
+            )
+        data = json.loads(path.read_text())
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise IndexNotFoundError(
+                f"the index at {directory} was written by a newer avsearch (format "
+                f"{data['format_version']}); upgrade avsearch to read it"
+            )
+        data["settings"] = IndexSettings.from_dict(data.get("settings", {}))
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

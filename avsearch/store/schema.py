@@ -1,0 +1,68 @@
+"""Arrow schemas of the two LanceDB tables and the index's metadata file."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+FORMAT_VERSION = 1
+
+FILES_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("fingerprint", pa.string()),
+        ("size", pa.int64()),
+        ("mtime", pa.float64()),
+        ("duration_s", pa.float64()),
+        ("has_video", pa.bool_()),
+        ("has_audio", pa.bool_()),
+        ("fps", pa.float64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("sample_rate", pa.int32()),
+        ("channels", pa.int32()),
+        ("status", pa.string()),  # "ok" or "failed"
+        ("error", pa.string()),
+        ("n_clips", pa.int32()),
+        ("model_id", pa.string()),
+        ("indexed_at", pa.float64()),
+    ]
+)
+
+
+def clips_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("row_id", pa.int64()),  # int64 twin of clip_id, the key of the FAISS index
+            ("fingerprint", pa.string()),
+            ("path", pa.string()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("view", pa.string()),
+            ("file_duration_s", pa.float64()),  # denormalised so duration filters need no join
+            ("indexed_at", pa.float64()),
+            ("model_id", pa.string()),
+            ("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+RERANK_CACHE_SCHEMA_FIELDS = [
+    ("key", pa.string()),  # hash of (clip_id, instruction, model_id)
+    ("clip_id", pa.string()),
+    ("created_at", pa.float64()),
+]
+
+
+def rerank_cache_schema(dim: int) -> pa.Schema:
+    return pa.schema(RERANK_CACHE_SCHEMA_FIELDS + [("vector", pa.list_(pa.float32(), dim))])
+
+
+def sql_str(value: str) -> str:
+    """Quote a string literal for a LanceDB filter (paths may contain quotes)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_in(column: str, values) -> str:
+    vals = ", ".join(sql_str(v) if isinstance(v, str) else str(int(v)) for v in values)
+    return f"{column} IN ({vals})"

@@ -1,0 +1,217 @@
+"""The LanceDB side of an index: the `files` and `clips` tables and the rules that keep them
+consistent.
+
+Crash safety without multi-table transactions: a clip counts only while a `files` row with status
+"ok" carries the same (path, fingerprint). A commit therefore (1) appends the new clips, (2)
+upserts the files rows — the commit point — and (3) deletes clips that no longer match. A run killed
+between any two steps leaves orphans that `recover()` deletes at the start of the next write, so a
+re-run converges to exactly what a clean run produces.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from avsearch.store.schema import FILES_SCHEMA, clips_schema, sql_in, sql_str
+
+FILES = "files"
+CLIPS = "clips"
+
+_IN_CHUNK = 500  # ids per IN (...) filter; keeps generated SQL short
+
+
+@dataclass
+class FileCommit:
+    """One source file's outcome: its files row plus the clips (and vectors) that go with it."""
+
+    file_row: dict
+    clip_rows: list[dict] = field(default_factory=list)
+    vectors: Optional[np.ndarray] = None
+    replace_clips: bool = True  # False: only the row changes (e.g. a touched file), clips stay
+
+
+class Tables:
+    def __init__(self, directory: Path, dim: int):
+        self.directory = Path(directory)
+        self.dim = dim
+        self._db = lancedb.connect(str(self.directory / "lance"))
+        listed = self._db.list_tables()
+        names = set(getattr(listed, "tables", listed))
+        self.files = (
+            self._db.open_table(FILES) if FILES in names else self._db.create_table(FILES, schema=FILES_SCHEMA)
+        )
+        self.clips = (
+            self._db.open_table(CLIPS) if CLIPS in names else self._db.create_table(CLIPS, schema=clips_schema(dim))
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """See commits made by other processes since these handles were opened."""
+        self.files = self._db.open_table(FILES)
+        self.clips = self._db.open_table(CLIPS)
+
+    def clips_version(self) -> int:
+        return int(self.clips.version)
+
+    def _scan(self, table, columns: Sequence[str], where: Optional[str] = None) -> pa.Table:
+        q = table.search()
+        if where:
+            q = q.where(where)
+        return q.select(list(columns)).limit(None).to_arrow()
+
+    def file_rows(self, where: Optional[str] = None) -> list[dict]:
+        cols = [f.name for f in FILES_SCHEMA]
+        return self._scan(self.files, cols, where).to_pylist()
+
+    def clip_meta(self, where: Optional[str] = None, columns: Optional[Sequence[str]] = None) -> pa.Table:
+        cols = columns or ["clip_id", "row_id", "fingerprint", "path", "start_s", "end_s", "view",
+                           "file_duration_s", "indexed_at"]
+        return self._scan(self.clips, cols, where)
+
+    def clip_meta_by_row_ids(self, row_ids: Iterable[int]) -> dict[int, dict]:
+        out: dict[int, dict] = {}
+        ids = [int(i) for i in row_ids if int(i) >= 0]
+        for i in range(0, len(ids), _IN_CHUNK):
+            for row in self.clip_meta(sql_in("row_id", ids[i : i + _IN_CHUNK])).to_pylist():
+                out[row["row_id"]] = row
+        return out
+
+    def vectors_by_row_ids(self, row_ids: np.ndarray) -> np.ndarray:
+        """Stored vectors in the order of `row_ids` (zeros for ids that no longer exist)."""
+        ids = [int(i) for i in np.asarray(row_ids).ravel()]
+        found: dict[int, np.ndarray] = {}
+        uniq = sorted({i for i in ids if i >= 0})
+        for i in range(0, len(uniq), _IN_CHUNK):
+            t = self._scan(self.clips, ["row_id", "vector"], sql_in("row_id", uniq[i : i + _IN_CHUNK]))
+            vecs = _vector_matrix(t.column("vector"), self.dim)
+            for rid, v in zip(t.column("row_id").to_pylist(), vecs):
+                found[rid] = v
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for j, rid in enumerate(ids):
+            if rid in found:
+                out[j] = found[rid]
+        return out
+
+    def all_row_ids(self) -> np.ndarray:
+        t = self._scan(self.clips, ["row_id"])
+        return np.asarray(t.column("row_id").to_numpy(), dtype=np.int64)
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every clip's (row_id, vector), for (re)building the ANN index."""
+        t = self._scan(self.clips, ["row_id", "vector"])
+        ids = np.asarray(t.column("row_id").to_numpy(), dtype=np.int64)
+        return ids, _vector_matrix(t.column("vector"), self.dim)
+
+    def count_clips(self, where: Optional[str] = None) -> int:
+        return int(self.clips.count_rows(where) if where else self.clips.count_rows())
+
+    # -- writing -------------------------------------------------------------------------
+
+    def commit(self, commits: Sequence[FileCommit]) -> None:
+        """Write several files' outcomes with the crash-safe ordering described above."""
+        if not commits:
+            return
+        clip_rows: list[dict] = []
+        vectors: list[np.ndarray] = []
+        for c in commits:
+            if c.clip_rows:
+                assert c.vectors is not None and len(c.vectors) == len(c.clip_rows)
+                clip_rows.extend(c.clip_rows)
+                vectors.append(np.asarray(c.vectors, dtype=np.float32))
+        if clip_rows:
+            self.clips.add(_clips_table(clip_rows, np.concatenate(vectors), self.dim))
+        self._upsert_files([c.file_row for c in commits])
+        # Drop superseded clips: same path, but not among the rows just written.
+        for c in commits:
+            if not c.replace_clips:
+                continue
+            keep = {r["clip_id"] for r in c.clip_rows}
+            where = f"path = {sql_str(c.file_row['path'])}"
+            if keep:
+                old = self.clip_meta(where, ["clip_id"]).column("clip_id").to_pylist()
+                stale = [cid for cid in old if cid not in keep]
+                for i in range(0, len(stale), _IN_CHUNK):
+                    self.clips.delete(sql_in("clip_id", stale[i : i + _IN_CHUNK]))
+            elif self.count_clips(where):
+                self.clips.delete(where)
+
+    def repoint(self, old_path: str, new_row: dict) -> None:
+        """A moved file: same content, new path. Nothing is re-embedded."""
+        new_path, fp = new_row["path"], new_row["fingerprint"]
+        # Clips of whatever used to live at the new path are superseded.
+        self.clips.delete(f"path = {sql_str(new_path)} AND fingerprint != {sql_str(fp)}")
+        self._upsert_files([new_row])  # both rows valid for a moment: clips stay valid throughout
+        self.clips.update(where=f"path = {sql_str(old_path)}", values={"path": new_row["path"]})
+        self.files.delete(f"path = {sql_str(old_path)}")
+
+    def remove_paths(self, paths: Sequence[str]) -> int:
+        removed = 0
+        for i in range(0, len(paths), _IN_CHUNK):
+            chunk = list(paths[i : i + _IN_CHUNK])
+            removed += self.files.count_rows(sql_in("path", chunk))
+            self.files.delete(sql_in("path", chunk))  # commit point: their clips are now orphans
+            self.clips.delete(sql_in("path", chunk))
+        return removed
+
+    def recover(self) -> int:
+        """Delete clips that no ok files row vouches for (left by a killed run). Returns count."""
+        valid = {(r["path"], r["fingerprint"]) for r in self.file_rows("status = 'ok'")}
+        meta = self.clip_meta(columns=["clip_id", "path", "fingerprint"])
+        orphans = [
+            cid
+            for cid, p, fp in zip(
+                meta.column("clip_id").to_pylist(), meta.column("path").to_pylist(), meta.column("fingerprint").to_pylist()
+            )
+            if (p, fp) not in valid
+        ]
+        for i in range(0, len(orphans), _IN_CHUNK):
+            self.clips.delete(sql_in("clip_id", orphans[i : i + _IN_CHUNK]))
+        return len(orphans)
+
+    def compact(self) -> None:
+        """Merge the small fragments many per-file commits leave behind."""
+        for t in (self.files, self.clips):
+            try:
+                t.optimize()
+            except Exception:  # compaction is an optimisation; never fail a run over it
+                pass
+
+    def _upsert_files(self, rows: list[dict]) -> None:
+        table = pa.Table.from_pylist([_normalise_file_row(r) for r in rows], schema=FILES_SCHEMA)
+        (
+            self.files.merge_insert("path")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(table)
+        )
+
+
+def _normalise_file_row(row: dict) -> dict:
+    out = {f.name: row.get(f.name) for f in FILES_SCHEMA}
+    out.setdefault("indexed_at", time.time())
+    if out["indexed_at"] is None:
+        out["indexed_at"] = time.time()
+    return out
+
+
+def _clips_table(rows: list[dict], vectors: np.ndarray, dim: int) -> pa.Table:
+    schema = clips_schema(dim)
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema if f.name != "vector"}
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+    cols["vector"] = pa.FixedSizeListArray.from_arrays(flat, dim)
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def _vector_matrix(column: pa.ChunkedArray, dim: int) -> np.ndarray:
+    if column.num_chunks == 0 or len(column) == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    arr = column.combine_chunks()
+    return np.asarray(arr.values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)

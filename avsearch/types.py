@@ -1,0 +1,162 @@
+"""Plain data objects shared by every layer: views, clips, queries and hits.
+
+Nothing here imports a heavy dependency, so any layer (and any user) can use these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+"""Every decoded audio payload is mono float32 at this rate (WAVE's Whisper and BEATs both want it)."""
+
+
+class View(str, Enum):
+    """Which part of a clip an embedding sees."""
+
+    AV = "av"  # frames and sound together
+    VIDEO = "video"  # frames only (silent video)
+    AUDIO = "audio"  # sound only
+
+    @classmethod
+    def parse(cls, value: "str | View") -> "View":
+        if isinstance(value, View):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            choices = ", ".join(v.value for v in cls)
+            raise ValueError(f"unknown view {value!r}; choose one of: {choices}") from None
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A source file with the facts a probe found. Times are seconds."""
+
+    path: str
+    duration_s: float
+    has_video: bool
+    has_audio: bool
+    size: int
+    mtime: float
+    fps: Optional[float] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
+    rotation: int = 0
+    sample_rate: Optional[int] = None
+    channels: Optional[int] = None
+    video_codec: Optional[str] = None
+    audio_codec: Optional[str] = None
+
+    def views(self) -> list[View]:
+        """The views a clip of this file can be embedded as."""
+        if self.has_video and self.has_audio:
+            return [View.AV, View.VIDEO, View.AUDIO]
+        if self.has_video:
+            return [View.VIDEO]
+        if self.has_audio:
+            return [View.AUDIO]
+        return []
+
+
+@dataclass
+class Clip:
+    """A time range [start_s, end_s) of one file with its decoded payload.
+
+    frames: uint8 array (T, H, W, 3) sampled uniformly at `fps` frames per second, or None.
+    audio:  float32 mono array at SAMPLE_RATE, or None.
+    """
+
+    path: str
+    start_s: float
+    end_s: float
+    frames: Optional[np.ndarray] = None
+    fps: float = 2.0
+    audio: Optional[np.ndarray] = None
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def has_video(self) -> bool:
+        return self.frames is not None and len(self.frames) > 0
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio is not None and len(self.audio) > 0
+
+    def views(self) -> list[View]:
+        if self.has_video and self.has_audio:
+            return [View.AV, View.VIDEO, View.AUDIO]
+        if self.has_video:
+            return [View.VIDEO]
+        if self.has_audio:
+            return [View.AUDIO]
+        return []
+
+    def supports(self, view: View) -> bool:
+        return view in self.views()
+
+
+@dataclass
+class Query:
+    """What to look for.
+
+    Exactly one of `text` or `media` is set. `media` is a file read as `view` (default: the
+    richest view the file has), optionally only the range [start_s, end_s). `clip_id` asks for
+    "more like this" on a clip already in the index.
+    """
+
+    text: Optional[str] = None
+    media: Optional[str | Path] = None
+    view: Optional[View] = None
+    start_s: Optional[float] = None
+    end_s: Optional[float] = None
+    clip_id: Optional[str] = None
+    instruction: Optional[str] = None
+    target_views: Optional[Sequence[View]] = None
+    path_prefix: Optional[str] = None
+    path_glob: Optional[str] = None
+    min_duration_s: Optional[float] = None
+    max_duration_s: Optional[float] = None
+    indexed_after: Optional[float] = None  # unix seconds
+
+    def __post_init__(self) -> None:
+        given = [x is not None for x in (self.text, self.media, self.clip_id)]
+        if sum(given) != 1:
+            raise ValueError("a Query needs exactly one of text, media or clip_id")
+        if self.view is not None:
+            self.view = View.parse(self.view)
+        if self.target_views is not None:
+            self.target_views = [View.parse(v) for v in self.target_views]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a time range of a file, the view that matched and its score."""
+
+    path: str
+    start_s: float
+    end_s: float
+    view: View
+    score: float
+    clip_id: str
+    merged_clip_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "view": self.view.value,
+            "score": round(float(self.score), 6),
+            "clip_id": self.clip_id,
+            "merged_clip_ids": list(self.merged_clip_ids),
+        }

@@ -1,0 +1,73 @@
+"""The `avsearch` command. Every command is a thin shell over `avsearch.Index`."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from avsearch.errors import AvsearchError
+from avsearch.cli.common import err_console, state
+from avsearch.cli import index_cmd, manage_cmd, model_cmd, query_cmd
+
+app = typer.Typer(
+    name="avsearch",
+    help=(
+        "Any-to-any search over local video and audio with WAVE embeddings.\n\n"
+        "Index a folder, then ask with words, a sound, a silent video or a video with sound:\n\n"
+        "  avsearch index ~/Videos --model tiny\n\n"
+        "  avsearch query \"a dog barking in the rain\" -k 5\n\n"
+        "  avsearch query --audio bark.wav --view video\n\n"
+        "The index lives in ./avsearch-index unless --index or $AVSEARCH_INDEX says otherwise."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show full tracebacks for errors.")) -> None:
+    state.verbose = verbose
+
+
+index_cmd.register(app)
+query_cmd.register(app)
+manage_cmd.register(app)
+app.add_typer(model_cmd.app, name="model")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except AvsearchError as err:
+        if state.verbose:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {err}")
+        sys.exit(err.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: files committed so far are kept; re-run to finish")
+        sys.exit(130)
+    except Exception as err:  # click usage errors and the truly unexpected
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if isinstance(err, click.exceptions.Exit):
+            sys.exit(err.exit_code)
+        if state.verbose:
+            raise
+        err_console.print(f"[bold red]unexpected error:[/] {type(err).__name__}: {err}\n(run with --verbose for the traceback)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

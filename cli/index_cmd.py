@@ -1,0 +1,131 @@
+"""`avsearch index`: add folders and files to an index (incremental, resumable)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from avsearch.index import Index
+from avsearch.store import IndexSettings
+from avsearch.cli.common import IndexOption, console, err_console, short_path
+
+
+def register(app: typer.Typer) -> None:
+    app.command("index")(index)
+
+
+def index(
+    paths: List[Path] = typer.Argument(..., help="Folders and files to index.", show_default=False),
+    index_dir: Optional[Path] = IndexOption,
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m",
+        help="Model: 'tiny' (offline test model), a checkpoint directory, or a Hugging Face id. "
+             "Default: the index's own model; for a new index tsinghua-ee/WAVE-7B.",
+    ),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu [default: cuda if present]."),
+    clip_s: float = typer.Option(10.0, "--clip-seconds", help="Clip length for a NEW index."),
+    fps: float = typer.Option(2.0, "--fps", help="Frames sampled per second for a NEW index."),
+    views: str = typer.Option("av,video,audio", "--views", help="Views embedded per clip, for a NEW index."),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Drop indexed files under PATHS that are gone."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (new/changed/moved/deleted/unchanged); change nothing."),
+    workers: int = typer.Option(2, "--workers", help="Decode threads."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final report as JSON."),
+) -> None:
+    """Index video and audio under PATHS.
+
+    Re-running is cheap: unchanged files are skipped, moved files are re-pointed without
+    re-embedding, changed files are re-embedded, and a killed run resumes where it stopped.
+    Broken files are recorded (see `avsearch failures`) and never stop the run.
+
+    Example:  avsearch index ~/Videos /mnt/archive/tapes --model tiny
+    """
+    settings = IndexSettings(clip_s=clip_s, fps=fps, views=tuple(v.strip() for v in views.split(",") if v.strip()))
+    idx = Index.open(index_dir, model=model, device=device, create=True, settings=settings)
+    if dry_run:
+        _print_plan(idx.plan(paths, prune=prune, retry_failed=retry_failed), as_json)
+        return
+    with Progress(
+        TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+        TextColumn("{task.fields[clips]} clips"), TextColumn("{task.fields[rate]} clips/s"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("index", total=None, clips=0, rate="-")
+        state = {"t0": None}
+
+        def on_progress(p) -> None:
+            import time
+
+            state["t0"] = state["t0"] or time.monotonic()
+            elapsed = max(time.monotonic() - state["t0"], 1e-6)
+            bar.update(task, total=p.files_total, completed=p.files_done, clips=p.clips_done,
+                       rate=f"{p.clips_done / elapsed:.1f}")
+
+        report = idx.add(paths, prune=prune, retry_failed=retry_failed, progress=on_progress, decode_workers=workers)
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+        return
+    _print_report(report, idx)
+
+
+def _print_plan(plan, as_json: bool) -> None:
+    counts = plan.counts()
+    if as_json:
+        console.print_json(json.dumps({
+            "counts": counts,
+            "new": [w.path for w in plan.work if w.reason == "new"],
+            "changed": [w.path for w in plan.work if w.reason == "changed"],
+            "retry": [w.path for w in plan.work if w.reason == "retry"],
+            "moved": [[m.old_path, m.new_path] for m in plan.moved],
+            "deleted": plan.deleted,
+            "unreadable": [[p.path, p.reason] for p in plan.problems],
+        }))
+        return
+    table = Table(title="Plan (dry run: nothing changed)")
+    table.add_column("action")
+    table.add_column("files", justify="right")
+    table.add_column("examples")
+    examples = {
+        "new": [w.path for w in plan.work if w.reason == "new"],
+        "changed": [w.path for w in plan.work if w.reason == "changed"],
+        "retry": [w.path for w in plan.work if w.reason == "retry"],
+        "moved": [f"{m.old_path} → {m.new_path}" for m in plan.moved],
+        "deleted": plan.deleted,
+        "unchanged": plan.unchanged,
+        "unreadable": [f"{p.path} ({p.reason})" for p in plan.problems],
+    }
+    for action, n in counts.items():
+        shown = examples.get(action, [])[:3]
+        more = f" … +{n - len(shown)}" if n > len(shown) else ""
+        table.add_row(action, str(n), ", ".join(short_path(s) for s in shown) + more)
+    console.print(table)
+
+
+def _print_report(report, idx: Index) -> None:
+    table = Table(title=f"Indexed into {short_path(str(idx.path))}", show_header=False)
+    table.add_column("what")
+    table.add_column("n", justify="right")
+    table.add_row("files indexed", str(len(report.indexed)))
+    table.add_row("clips added", str(report.clips_added))
+    table.add_row("unchanged (skipped)", str(report.unchanged))
+    table.add_row("moved (re-pointed)", str(len(report.moved)))
+    table.add_row("deleted (pruned)", str(len(report.deleted)))
+    table.add_row("failed", str(len(report.failed)))
+    table.add_row("media time", f"{report.media_s / 60:.1f} min")
+    table.add_row("wall time", f"{report.seconds:.1f} s")
+    console.print(table)
+    if report.failed:
+        fails = Table(title="Failed files (recorded; see `avsearch failures`)")
+        fails.add_column("file")
+        fails.add_column("reason")
+        for path, reason in report.failed[:20]:
+            fails.add_row(short_path(path), reason)
+        if len(report.failed) > 20:
+            fails.add_row(f"… {len(report.failed) - 20} more", "")
+        console.print(fails)

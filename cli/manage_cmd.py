@@ -1,0 +1,103 @@
+"""`avsearch status | failures | remove | reindex | sample-media`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from avsearch.index import Index
+from avsearch.cli.common import IndexOption, console, err_console, short_path
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+    app.command("failures")(failures)
+    app.command("remove")(remove)
+    app.command("reindex")(reindex)
+    app.command("sample-media")(sample_media)
+
+
+def status(index_dir: Optional[Path] = IndexOption,
+           as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Show what an index holds: files, clips, hours per view, failures, model, ANN state, size.
+
+    Example:  avsearch status --index /mnt/archive/avsearch-index
+    """
+    stats = Index.open(index_dir).stats()
+    if as_json:
+        console.print_json(json.dumps(stats))
+        return
+    t = Table(title=f"avsearch index {short_path(stats['index'])}", show_header=False)
+    t.add_column("what")
+    t.add_column("value")
+    t.add_row("model", f"{stats['model_id']}  (from {stats['model_source']})")
+    t.add_row("dimension", str(stats["dim"]))
+    t.add_row("files indexed", str(stats["files_ok"]))
+    t.add_row("files failed", str(stats["files_failed"]) + ("  (see `avsearch failures`)" if stats["files_failed"] else ""))
+    t.add_row("clips", str(stats["clips"]))
+    for view, n in sorted(stats["clips_by_view"].items()):
+        t.add_row(f"  {view}", f"{n} clips, {stats['hours_by_view'][view]:.2f} h")
+    ann = stats["ann"]
+    ann_text = "not built yet" if ann["kind"] is None else (
+        f"{ann['kind']}, {ann['vectors']} vectors, " + ("up to date" if ann["fresh"] else "stale (rebuilt on next query or `avsearch reindex`)"))
+    t.add_row("ANN index", ann_text)
+    t.add_row("settings", f"{stats['settings']['clip_s']:g} s clips, {stats['settings']['fps']:g} fps, views {','.join(stats['settings']['views'])}")
+    t.add_row("disk", f"{stats['disk_bytes'] / 1e6:.1f} MB")
+    console.print(t)
+
+
+def failures(index_dir: Optional[Path] = IndexOption,
+             as_json: bool = typer.Option(False, "--json", help="One JSON object per failed file.")) -> None:
+    """List files that could not be indexed, with the reason.
+
+    Fix or replace them and run `avsearch index` again (changed files are retried), or
+    `avsearch index PATH --retry-failed` to retry unchanged ones.
+    """
+    rows = Index.open(index_dir).failures()
+    if as_json:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+        return
+    if not rows:
+        console.print("no failed files")
+        return
+    t = Table(title=f"{len(rows)} failed files")
+    t.add_column("file")
+    t.add_column("reason")
+    for r in rows:
+        t.add_row(short_path(r["path"]), r["error"] or "")
+    console.print(t)
+
+
+def remove(paths: List[Path] = typer.Argument(..., help="Files or folders to forget.", show_default=False),
+           index_dir: Optional[Path] = IndexOption) -> None:
+    """Remove files (or everything under folders) from the index. Media on disk is not touched.
+
+    Example:  avsearch remove ~/Videos/old-tapes
+    """
+    n = Index.open(index_dir).remove(paths)
+    console.print(f"removed {n} file{'s' if n != 1 else ''} from the index")
+
+
+def reindex(index_dir: Optional[Path] = IndexOption) -> None:
+    """Rebuild the ANN (FAISS) index from the stored vectors. Nothing is re-embedded.
+
+    Example:  avsearch reindex --index ./avsearch-index
+    """
+    state = Index.open(index_dir).reindex()
+    console.print(f"ANN index rebuilt: {state['kind']}, {state['vectors']} vectors")
+
+
+def sample_media(directory: Path = typer.Argument(Path("demo-media"), help="Folder to write into.")) -> None:
+    """Write a few tiny generated video and audio files, for trying avsearch offline.
+
+    Example:  avsearch sample-media demo-media && avsearch index demo-media --model tiny
+    """
+    from avsearch.media.synth import make_demo_folder
+
+    files = make_demo_folder(directory)
+    err_console.print(f"wrote {len(files)} files to {directory}")

@@ -1,0 +1,60 @@
+"""`avsearch model make-tiny | info`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from avsearch.cli.common import IndexOption, console
+
+app = typer.Typer(help="Inspect the configured model, or make a tiny offline one.", no_args_is_help=True)
+
+
+@app.command("make-tiny")
+def make_tiny(directory: Path = typer.Argument(..., help="Where to write the checkpoint."),
+              seed: int = typer.Option(0, "--seed", help="Seed of the random weights.")) -> None:
+    """Write a tiny random WAVE-architecture checkpoint (no download), for offline smoke runs.
+
+    Its vectors mean nothing; it exercises the real WAVE loading and embedding code.
+
+    Example:  avsearch model make-tiny ./tiny-ckpt && avsearch index demo-media --model ./tiny-ckpt
+    """
+    from avsearch.models.wave import make_tiny_checkpoint
+
+    path = make_tiny_checkpoint(directory, seed=seed)
+    console.print(f"wrote a tiny WAVE checkpoint to {path}")
+
+
+@app.command("info")
+def info(model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec to describe [default: the index's model, else WAVE-7B]."),
+         index_dir: Optional[Path] = IndexOption,
+         as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Which model is configured, where its files are, and whether they are present.
+
+    Example:  avsearch model info --model tsinghua-ee/WAVE-7B
+    """
+    from avsearch.models.describe import describe_model
+    from avsearch.index import resolve_index_path
+    from avsearch.store import Store
+
+    index_model = None
+    path = resolve_index_path(index_dir)
+    if model is None and Store.exists(path):
+        index_model = Store.open(path).meta.model_source
+    facts = describe_model(model or index_model)
+    if index_model:
+        facts["configured_by"] = f"index {path}"
+    if as_json:
+        console.print_json(json.dumps(facts))
+        return
+    t = Table(show_header=False, title="model")
+    t.add_column("what")
+    t.add_column("value")
+    for key, value in facts.items():
+        t.add_row(key, str(value))
+    console.print(t)

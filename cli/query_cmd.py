@@ -1,0 +1,127 @@
+"""`avsearch query`: search with text, a sound, a silent video or a video with sound."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from avsearch.errors import QueryError
+from avsearch.index import Index
+from avsearch.types import Query, View
+from avsearch.cli.common import IndexOption, console, err_console, hms, short_path
+
+
+def register(app: typer.Typer) -> None:
+    app.command("query")(query)
+
+
+def query(
+    text: Optional[str] = typer.Argument(None, help="What to look for, in words.", show_default=False),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Query with the sound of this file.", show_default=False),
+    video: Optional[Path] = typer.Option(None, "--video", help="Query with the pictures of this file (silent).", show_default=False),
+    av: Optional[Path] = typer.Option(None, "--av", help="Query with this video and its sound.", show_default=False),
+    like: Optional[str] = typer.Option(None, "--like", help="More like this: a clip_id from an earlier --json result.", show_default=False),
+    start: Optional[float] = typer.Option(None, "--start", help="Use the query file from this second."),
+    end: Optional[float] = typer.Option(None, "--end", help="Use the query file up to this second."),
+    view: str = typer.Option("any", "--view", help="Which indexed views to search: av, video, audio or any."),
+    k: int = typer.Option(10, "-k", "--top", help="Number of hits."),
+    instruction: Optional[str] = typer.Option(
+        None, "--instruction", help="Re-rank the top candidates by re-embedding them with this instruction in the prompt."),
+    rerank_top: int = typer.Option(20, "--rerank-top", help="How many candidates --instruction re-embeds."),
+    path_prefix: Optional[str] = typer.Option(None, "--path", help="Only files under this folder.", show_default=False),
+    glob: Optional[str] = typer.Option(None, "--glob", help="Only files whose path matches this glob, e.g. '*/2019/*.mp4'.", show_default=False),
+    min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Only files at least this many seconds long."),
+    max_duration: Optional[float] = typer.Option(None, "--max-duration", help="Only files at most this many seconds long."),
+    indexed_after: Optional[str] = typer.Option(None, "--indexed-after", help="Only clips indexed after this date (YYYY-MM-DD[THH:MM])."),
+    per_file: Optional[int] = typer.Option(None, "--per-file", help="At most this many hits per file."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Drop hits scoring below this."),
+    merge: bool = typer.Option(True, "--merge/--no-merge", help="Merge adjacent clips of a file into one hit."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per hit (for jq and scripts)."),
+    thumbs: Optional[Path] = typer.Option(None, "--thumbs", help="Write one JPEG frame per hit into this folder.", show_default=False),
+    contact_sheet: Optional[Path] = typer.Option(None, "--contact-sheet", help="Write a PNG grid of the hits.", show_default=False),
+    export: Optional[Path] = typer.Option(None, "--export", help="Cut each hit's time range into its own file in this folder.", show_default=False),
+    index_dir: Optional[Path] = IndexOption,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Must match the index's model [default: the index's model]."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu [default: cuda if present]."),
+) -> None:
+    """Search the index. Give TEXT, or one of --audio/--video/--av FILE, or --like CLIP_ID.
+
+    Examples:
+
+      avsearch query "a crowd cheering" -k 5
+
+      avsearch query --audio siren.wav --view video --json | jq .path
+
+      avsearch query "someone speaking" --instruction "Is a woman speaking?" --per-file 1
+    """
+    sources = [s for s in (text, audio, video, av, like) if s is not None]
+    if len(sources) != 1:
+        raise QueryError("give exactly one query: TEXT, --audio FILE, --video FILE, --av FILE or --like CLIP_ID")
+    target = None if view == "any" else [View.parse(view)]
+    fields = dict(
+        instruction=instruction, target_views=target, path_prefix=path_prefix, path_glob=glob,
+        min_duration_s=min_duration, max_duration_s=max_duration,
+        indexed_after=_parse_date(indexed_after) if indexed_after else None,
+    )
+    if text is not None:
+        q = Query(text=text, **fields)
+    elif like is not None:
+        q = Query(clip_id=like, **fields)
+    else:
+        media, media_view = next((p, v) for p, v in ((audio, View.AUDIO), (video, View.VIDEO), (av, View.AV)) if p)
+        q = Query(media=media, view=media_view, start_s=start, end_s=end, **fields)
+
+    idx = Index.open(index_dir, model=model, device=device)
+    result = idx.search_detailed(q, k=k, merge_adjacent=merge, per_file=per_file, min_score=min_score,
+                                 rerank_top=rerank_top)
+    hits = result.hits
+    if as_json:
+        for h in hits:
+            print(json.dumps(h.to_dict(), ensure_ascii=False))
+    elif not hits:
+        why = "no hit scored above --min-score" if min_score is not None and result.candidates else "no matching clips"
+        err_console.print(f"[yellow]{why}[/] (searched {idx.path})")
+    else:
+        _print_table(hits, result)
+    if thumbs or contact_sheet or export:
+        from avsearch.cli import render
+
+        if thumbs:
+            written = render.write_thumbnails(hits, thumbs)
+            err_console.print(f"wrote {len(written)} thumbnails to {thumbs}")
+        if contact_sheet:
+            render.write_contact_sheet(hits, contact_sheet)
+            err_console.print(f"wrote contact sheet {contact_sheet}")
+        if export:
+            written = render.export_hits(hits, export)
+            err_console.print(f"exported {len(written)} clips to {export}")
+    if not hits and not as_json:
+        raise typer.Exit(0)
+
+
+def _print_table(hits, result) -> None:
+    table = Table(title=None)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("file")
+    table.add_column("time")
+    table.add_column("view")
+    for rank, h in enumerate(hits, 1):
+        table.add_row(str(rank), f"{h.score:.3f}", short_path(h.path), f"{hms(h.start_s)}–{hms(h.end_s)}", h.view.value)
+    console.print(table)
+    if result.rerank is not None:
+        r = result.rerank
+        err_console.print(f"re-ranked with the instruction: {r.embedded} re-embedded, {r.cached} from cache"
+                          + (f", {r.failed} unreadable" if r.failed else ""))
+
+
+def _parse_date(value: str) -> float:
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise QueryError(f"--indexed-after {value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None

@@ -1,0 +1,276 @@
+"""Decode → batch → embed → commit, with bounded memory.
+
+Decode workers (threads: PyAV and PIL release the GIL) stream clips of different files into one
+bounded queue, so the embedder always has work while files are being read. The main thread keeps
+a pending batch per view and embeds it once its token budget is full. A file is committed (its
+clips with its `files` row) as soon as every clip of it has every vector it needs; commits are
+grouped a few files at a time to keep LanceDB's version count down.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from avsearch.errors import AvsearchError, MediaError
+from avsearch.media import DecodeOptions, iter_clips, plan_clips
+from avsearch.models.base import Embedder
+from avsearch.store import FileCommit, Store
+from avsearch.types import Clip, MediaFile, View
+from avsearch.indexer.ids import clip_id, row_id
+from avsearch.indexer.report import IndexReport, Progress, ProgressCallback
+
+
+@dataclass
+class PipelineOptions:
+    clip_s: float = 10.0
+    min_last_s: float = 1.0
+    views: Sequence[str] = ("av", "video", "audio")
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
+    decode_workers: int = 2
+    queue_clips: int = 8  # decoded clips waiting for the embedder (bounds memory)
+    max_batch_tokens: Optional[int] = None  # None: the embedder's own default
+    max_batch_items: int = 32
+    commit_every_files: int = 8
+    commit_every_s: float = 5.0
+
+
+@dataclass
+class FileJob:
+    media: MediaFile
+    fingerprint: str
+    ranges: list[tuple[float, float]]
+    views: list[View]
+    spans: dict[int, tuple[float, float]] = field(default_factory=dict)  # clip -> (start, end)
+    needs: dict[int, list[View]] = field(default_factory=dict)  # clip -> views it gets embedded as
+    payloads: dict[int, Clip] = field(default_factory=dict)  # decoded clips still waiting for a batch
+    vectors: dict[tuple[int, View], np.ndarray] = field(default_factory=dict)
+    decoded: Optional[int] = None  # clip count once decoding has finished
+    error: Optional[str] = None
+
+    def accept(self, index: int, clip: Clip) -> list[View]:
+        views = [v for v in self.views if clip.supports(v)]
+        self.spans[index] = (clip.start_s, clip.end_s)
+        self.needs[index] = views
+        if views:
+            self.payloads[index] = clip
+        return views
+
+    def store_vector(self, index: int, view: View, vector: np.ndarray) -> None:
+        self.vectors[(index, view)] = vector
+        if all((index, v) in self.vectors for v in self.needs[index]):
+            self.payloads.pop(index, None)  # frames and audio are no longer needed
+
+    def settled(self) -> bool:
+        if self.error is not None:
+            return True
+        return self.decoded is not None and len(self.vectors) == sum(len(v) for v in self.needs.values())
+
+
+def run_pipeline(
+    jobs: list[FileJob],
+    store: Store,
+    embedder: Embedder,
+    options: PipelineOptions,
+    report: IndexReport,
+    progress: Optional[ProgressCallback] = None,
+) -> None:
+    q: queue.Queue = queue.Queue(maxsize=max(1, options.queue_clips))
+    stop = threading.Event()
+    state = Progress(files_total=len(jobs), media_s_total=sum(j.media.duration_s for j in jobs))
+    pending: dict[View, list[tuple[int, int, int]]] = {v: [] for v in View}  # (job, clip, cost)
+    ready: list[FileCommit] = []
+    done: set[int] = set()
+    last_commit = time.monotonic()
+    budget = options.max_batch_tokens or getattr(embedder, "max_batch_tokens", 16_384)
+
+    def put(item) -> bool:
+        # Never block forever on a full queue: the consumer may have stopped (error or Ctrl-C).
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode(j: int) -> None:
+        if stop.is_set():
+            return
+        job = jobs[j]
+        n = 0
+        try:
+            for clip in iter_clips(
+                job.media.path, job.ranges, options.decode,
+                video=job.media.has_video and any(v in (View.AV, View.VIDEO) for v in job.views),
+                audio=job.media.has_audio and any(v in (View.AV, View.AUDIO) for v in job.views),
+                media=job.media,
+            ):
+                if not put(("clip", j, n, clip)):
+                    return
+                n += 1
+            put(("done", j, n, None))
+        except Exception as err:  # one broken file never stops the run
+            put(("error", j, n, _reason(err)))
+
+    def flush(view: View) -> set[int]:
+        items, pending[view] = pending[view], []
+        if not items:
+            return set()
+        try:
+            vectors = embedder.embed_clips([jobs[j].payloads[c] for j, c, _ in items], view)
+        except Exception as err:
+            if len(items) == 1:
+                jobs[items[0][0]].error = f"embedding failed: {_reason(err)}"
+                return {items[0][0]}
+            touched: set[int] = set()
+            for item in items:  # isolate the culprit: embed one by one
+                pending[view] = [item]
+                touched |= flush(view)
+            return touched
+        for (j, c, _), vec in zip(items, vectors):
+            jobs[j].store_vector(c, view, vec)
+        state.clips_done += len(items)
+        return {j for j, _, _ in items}
+
+    def settle(candidates) -> None:
+        for j in candidates:
+            job = jobs[j]
+            if j in done or not job.settled():
+                continue
+            if job.error is not None:  # its clips may still sit in a batch: drop them
+                for v in pending:
+                    pending[v] = [it for it in pending[v] if it[0] != j]
+            ready.append(_commit_for(job, embedder, report))
+            job.payloads.clear()
+            job.vectors.clear()
+            done.add(j)
+            state.files_done += 1
+            state.media_s_done += job.media.duration_s
+            state.current = job.media.path
+            if progress:
+                progress(state)
+
+    def maybe_commit(force: bool = False) -> None:
+        nonlocal last_commit
+        if ready and (force or len(ready) >= options.commit_every_files
+                      or time.monotonic() - last_commit >= options.commit_every_s):
+            store.commit(ready)
+            ready.clear()
+            last_commit = time.monotonic()
+
+    if progress:
+        progress(state)
+    finished = 0
+    pool = ThreadPoolExecutor(max_workers=max(1, options.decode_workers), thread_name_prefix="decode")
+    for i in range(len(jobs)):
+        pool.submit(decode, i)
+    try:
+        while finished < len(jobs):
+            kind, j, n, payload = q.get()
+            job = jobs[j]
+            touched = {j}
+            if kind == "clip":
+                if job.error is not None:
+                    continue
+                for view in job.accept(n, payload):
+                    pending[view].append((j, n, _cost(embedder, payload, view)))
+                    if (sum(c for _, _, c in pending[view]) >= budget
+                            or len(pending[view]) >= options.max_batch_items):
+                        touched |= flush(view)
+            else:
+                finished += 1
+                job.decoded = n
+                if kind == "error":
+                    job.error = payload
+                elif n == 0:
+                    job.error = "no clip could be decoded"
+            settle(touched)
+            maybe_commit()
+        for view in View:
+            settle(flush(view))
+        settle(range(len(jobs)))
+        maybe_commit(force=True)
+    except BaseException:
+        stop.set()
+        _drain(q)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCommit:
+    media = job.media
+    row = {
+        "path": media.path,
+        "fingerprint": job.fingerprint,
+        "size": media.size,
+        "mtime": media.mtime,
+        "duration_s": media.duration_s,
+        "has_video": media.has_video,
+        "has_audio": media.has_audio,
+        "fps": media.fps,
+        "width": media.width,
+        "height": media.height,
+        "sample_rate": media.sample_rate,
+        "channels": media.channels,
+        "model_id": embedder.model_id,
+        "indexed_at": time.time(),
+    }
+    if job.error is not None:
+        report.failed.append((media.path, job.error))
+        return FileCommit({**row, "status": "failed", "error": job.error, "n_clips": 0})
+    now = time.time()
+    clip_rows, vectors = [], []
+    for (i, view), vec in sorted(job.vectors.items(), key=lambda kv: (kv[0][0], kv[0][1].value)):
+        start_s, end_s = job.spans[i]
+        cid = clip_id(media.path, job.fingerprint, view.value, start_s)
+        clip_rows.append({
+            "clip_id": cid, "row_id": row_id(cid), "fingerprint": job.fingerprint, "path": media.path,
+            "start_s": float(start_s), "end_s": float(end_s), "view": view.value,
+            "file_duration_s": media.duration_s, "indexed_at": now, "model_id": embedder.model_id,
+        })
+        vectors.append(vec)
+    report.indexed.append(media.path)
+    report.clips_added += len(clip_rows)
+    report.media_s += media.duration_s
+    return FileCommit(
+        {**row, "status": "ok", "error": None, "n_clips": len(clip_rows)},
+        clip_rows,
+        np.stack(vectors).astype(np.float32) if vectors else None,
+    )
+
+
+def make_job(media: MediaFile, fingerprint: str, options: PipelineOptions) -> FileJob:
+    views = [View(v) for v in options.views if View(v) in media.views()]
+    if not views:
+        raise MediaError(f"{media.path}: has no stream for the index's views ({', '.join(options.views)})")
+    ranges = plan_clips(media.duration_s, clip_s=options.clip_s, min_last_s=options.min_last_s)
+    return FileJob(media, fingerprint, ranges, views)
+
+
+def _cost(embedder: Embedder, clip: Clip, view: View) -> int:
+    try:
+        return int(embedder.token_cost(clip, view))
+    except Exception:
+        return 1
+
+
+def _drain(q: queue.Queue) -> None:
+    try:
+        while True:
+            q.get_nowait()
+    except queue.Empty:
+        pass
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, AvsearchError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"

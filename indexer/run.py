@@ -1,0 +1,77 @@
+"""One indexing run: lock, recover, crawl, plan, apply moves/deletes, embed the rest, refresh ANN."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Optional
+
+from avsearch.errors import AvsearchError
+from avsearch.media import SUPPORTED_EXTENSIONS, fingerprint, probe
+from avsearch.models.base import Embedder
+from avsearch.store import FileCommit, Store
+from avsearch.indexer.crawl import CrawlResult, crawl
+from avsearch.indexer.pipeline import FileJob, PipelineOptions, make_job, run_pipeline
+from avsearch.indexer.plan import Plan, make_plan
+from avsearch.indexer.report import IndexReport, ProgressCallback
+
+
+def plan_run(store: Optional[Store], paths: Iterable[str], *, prune: bool = True,
+             retry_failed: bool = False) -> tuple[CrawlResult, Plan]:
+    """What a run would do; reads the disk and the index, changes nothing."""
+    found = crawl(paths, SUPPORTED_EXTENSIONS)
+    rows = store.file_rows() if store is not None else []
+    return found, make_plan(found, rows, fingerprint, prune=prune, retry_failed=retry_failed)
+
+
+def run_index(
+    store: Store,
+    paths: Iterable[str],
+    get_embedder: Callable[[], Embedder],
+    options: PipelineOptions,
+    *,
+    prune: bool = True,
+    retry_failed: bool = False,
+    progress: Optional[ProgressCallback] = None,
+) -> IndexReport:
+    started = time.monotonic()
+    report = IndexReport()
+    with store.write_lock():
+        report.recovered_orphans = store.recover()
+        _, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed)
+        report.plan_counts = plan.counts()
+        report.unchanged = len(plan.unchanged) + len(plan.touched)
+
+        for move in plan.moved:
+            store.repoint(move.old_path, move.row)
+            report.moved.append((move.old_path, move.new_path))
+        if plan.deleted:
+            store.remove_paths(plan.deleted)
+            report.deleted.extend(plan.deleted)
+        failed_rows = [_failed_row(p.path, p.reason) for p in plan.problems]
+        for p in plan.problems:
+            report.failed.append((p.path, p.reason))
+
+        jobs: list[FileJob] = []
+        for work in plan.work:
+            try:
+                media = probe(work.path)
+                jobs.append(make_job(media, work.fingerprint, options))
+            except AvsearchError as err:
+                failed_rows.append(_failed_row(work.path, str(err), work.size, work.mtime, work.fingerprint))
+                report.failed.append((work.path, str(err)))
+        commits = [FileCommit(r) for r in failed_rows] + [FileCommit(r, replace_clips=False) for r in plan.touched]
+        store.commit(commits)
+
+        if jobs:
+            run_pipeline(jobs, store, get_embedder(), options, report, progress)
+        store.finish_writes()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _failed_row(path: str, reason: str, size: int = -1, mtime: float = -1.0, fp: str = "") -> dict:
+    return {
+        "path": path, "fingerprint": fp, "size": size, "mtime": mtime, "duration_s": None,
+        "has_video": None, "has_audio": None, "status": "failed", "error": reason, "n_clips": 0,
+        "model_id": None, "indexed_at": time.time(),
+    }

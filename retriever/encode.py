@@ -1,0 +1,57 @@
+"""Turn a Query into a vector in the index's space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from avsearch.errors import MediaError, QueryError
+from avsearch.media import DecodeOptions, probe, read_clip
+from avsearch.models.base import Embedder
+from avsearch.store import Store
+from avsearch.types import Query, View
+
+MAX_QUERY_MEDIA_S = 600.0  # longer query media must name a range: embedding hours as one query is useless
+
+
+def query_vector(query: Query, store: Store, get_embedder: Callable[[], Embedder],
+                 decode: DecodeOptions) -> tuple[np.ndarray, Optional[str]]:
+    """(vector (dim,), clip id to leave out of the results or None)."""
+    if query.text is not None:
+        if not query.text.strip():
+            raise QueryError("the text query is empty; give some words, or --audio/--video/--av FILE")
+        return get_embedder().embed_texts([query.text])[0], None
+    if query.clip_id is not None:
+        row = store.clip_by_id(query.clip_id)
+        if row is None:
+            raise QueryError(f"no clip with id {query.clip_id} in the index (ids come from `avsearch query --json`)")
+        return store.vectors([row["row_id"]])[0], query.clip_id
+    return _media_vector(query, get_embedder, decode), None
+
+
+def _media_vector(query: Query, get_embedder: Callable[[], Embedder], decode: DecodeOptions) -> np.ndarray:
+    path = Path(query.media).expanduser()
+    try:
+        media = probe(path)
+    except MediaError as err:
+        raise QueryError(f"cannot read the query file: {err}") from None
+    view = query.view or (media.views()[0] if media.views() else None)
+    if view is None or view not in media.views():
+        have = ", ".join(v.value for v in media.views()) or "none"
+        raise QueryError(f"{path} cannot be read as view {view.value if view else '?'} (it has: {have})")
+    start = query.start_s or 0.0
+    end = query.end_s if query.end_s is not None else media.duration_s
+    if not (0 <= start < end):
+        raise QueryError(f"the query range {start}–{end} s is empty; --start must be below --end")
+    if end - start > MAX_QUERY_MEDIA_S:
+        raise QueryError(
+            f"the query media is {end - start:.0f} s long; pick at most {MAX_QUERY_MEDIA_S:.0f} s with --start/--end"
+        )
+    try:
+        clip = read_clip(path, start, end, decode,
+                         video=view in (View.AV, View.VIDEO), audio=view in (View.AV, View.AUDIO))
+    except MediaError as err:
+        raise QueryError(f"cannot decode the query file: {err}") from None
+    return get_embedder().embed_clips([clip], view)[0]

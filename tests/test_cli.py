@@ -1,0 +1,140 @@
+"""The CLI through its real entry point in a subprocess: exit codes, messages, JSON (issue #6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args, cwd=None, env=None):
+    full_env = {**os.environ, **(env or {}), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "avsearch.cli.app", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=full_env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory, library_template):
+    root = tmp_path_factory.mktemp("cli")
+    out = run("index", library_template, "--index", root / "idx", "--model", "tiny")
+    assert out.returncode == 0, out.stderr
+    return root / "idx", library_template, out
+
+
+def test_help_teaches_with_examples():
+    out = run("--help")
+    assert out.returncode == 0 and "avsearch index" in out.stdout
+    for cmd in (["index"], ["query"], ["status"], ["failures"], ["remove"], ["reindex"], ["sample-media"],
+                ["model", "make-tiny"], ["model", "info"]):
+        res = run(*cmd, "--help")
+        assert res.returncode == 0, (cmd, res.stderr)
+        assert "Example" in res.stdout, cmd
+
+
+def test_index_prints_a_summary_with_the_failure(cli_index):
+    _, _, out = cli_index
+    assert "files indexed" in out.stdout and "corrupt.mp4" in out.stdout
+
+
+def test_query_json_lines_parse_back(cli_index):
+    idx, lib, _ = cli_index
+    out = run("query", "anything", "--index", idx, "--json", "-k", "4", "--no-merge")
+    assert out.returncode == 0, out.stderr
+    hits = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(hits) == 4
+    assert set(hits[0]) >= {"path", "start_s", "end_s", "view", "score", "clip_id"}
+    assert all(Path(h["path"]).exists() and h["start_s"] < h["end_s"] for h in hits)
+
+
+def test_query_table_and_media_queries(cli_index):
+    idx, lib, _ = cli_index
+    out = run("query", "--audio", lib / "speech.wav", "--index", idx, "--view", "audio", "-k", "2")
+    assert out.returncode == 0, out.stderr
+    assert "speech.wav" in out.stdout and "0:00:00–0:00:05" in out.stdout
+    out = run("query", "--av", lib / "street.mp4", "--start", "0", "--end", "10", "--index", idx, "--json", "-k", "1", "--no-merge", "--view", "av")
+    top = json.loads(out.stdout.splitlines()[0])
+    assert Path(top["path"]).name == "street.mp4" and top["start_s"] == 0.0 and top["view"] == "av"
+
+
+def test_status_and_failures(cli_index):
+    idx, _, _ = cli_index
+    out = run("status", "--index", idx, "--json")
+    stats = json.loads(out.stdout)
+    assert stats["files_ok"] == 5 and stats["files_failed"] == 1 and stats["dim"] > 0
+    out = run("status", "--index", idx)
+    assert "files failed" in out.stdout and "ANN index" in out.stdout
+    out = run("failures", "--index", idx, "--json")
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [Path(r["path"]).name for r in rows] == ["corrupt.mp4"] and rows[0]["error"]
+
+
+def test_errors_are_one_line_and_actionable(tmp_path, cli_index):
+    idx, lib, _ = cli_index
+    out = run("query", "x", "--index", tmp_path / "none")
+    assert out.returncode == 2 and "no avsearch index" in out.stderr and "Traceback" not in out.stderr
+    out = run("query", "--audio", tmp_path / "missing.wav", "--index", idx)
+    assert out.returncode == 8 and "cannot read the query file" in out.stderr and "Traceback" not in out.stderr
+    out = run("query", "x", "--index", idx, "--model", str(tmp_path / "no-such-checkpoint"))
+    assert out.returncode == 5 and "--model" in out.stderr and "Traceback" not in out.stderr
+    out = run("query", "x", "--index", idx, "--device", "cuda")
+    assert out.returncode == 7 and "CUDA" in out.stderr and "Traceback" not in out.stderr
+    out = run("query", "--index", idx)
+    assert out.returncode == 8 and "exactly one query" in out.stderr
+    out = run("--verbose", "query", "x", "--index", tmp_path / "none")
+    assert "Traceback" in out.stderr  # --verbose shows it
+
+
+def test_offline_hub_model_names_the_fixes(tmp_path, library_template):
+    out = run("index", library_template, "--index", tmp_path / "idx", env={"HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 5
+    assert "--model PATH" in out.stderr and "make-tiny" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "idx" / "avsearch.json").exists()  # nothing half-made
+
+
+def test_dry_run_changes_nothing(tmp_path, library_template):
+    out = run("index", library_template, "--index", tmp_path / "idx", "--model", "tiny", "--dry-run", "--json")
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["counts"]["new"] == 6 and not (tmp_path / "idx" / "avsearch.json").exists()
+
+
+def test_thumbs_contact_sheet_and_export(tmp_path, cli_index):
+    from PIL import Image
+    from avsearch.media import probe
+
+    idx, _, _ = cli_index
+    out = run("query", "x", "--index", idx, "-k", "3", "--view", "av", "--no-merge",
+              "--thumbs", tmp_path / "thumbs", "--contact-sheet", tmp_path / "sheet.png", "--export", tmp_path / "cuts")
+    assert out.returncode == 0, out.stderr
+    assert len(list((tmp_path / "thumbs").glob("*.jpg"))) == 3
+    with Image.open(tmp_path / "sheet.png") as sheet:
+        assert sheet.size[0] >= 3 * 100 and sheet.size[1] >= 100
+    cuts = sorted((tmp_path / "cuts").iterdir())
+    assert len(cuts) == 3
+    hits = [json.loads(l) for l in run("query", "x", "--index", idx, "-k", "3", "--view", "av", "--no-merge", "--json").stdout.splitlines()]
+    for cut, hit in zip(cuts, hits):
+        assert probe(cut).duration_s == pytest.approx(hit["end_s"] - hit["start_s"], abs=1.0)
+
+
+def test_remove_and_reindex(tmp_path, library_template):
+    idx = tmp_path / "idx"
+    assert run("index", library_template, "--index", idx, "--model", "tiny").returncode == 0
+    out = run("remove", library_template / "street.mp4", "--index", idx)
+    assert out.returncode == 0 and "removed 1 file" in out.stdout
+    out = run("reindex", "--index", idx)
+    assert out.returncode == 0 and "rebuilt" in out.stdout
+    stats = json.loads(run("status", "--index", idx, "--json").stdout)
+    assert stats["files_ok"] == 4 and stats["ann"]["fresh"] is True
+
+
+def test_model_info_and_make_tiny(tmp_path):
+    out = run("model", "make-tiny", tmp_path / "ckpt", "--seed", "3")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(run("model", "info", "--model", tmp_path / "ckpt", "--json").stdout)
+    assert info["present"] is True and info["kind"] == "local checkpoint directory"
+    info = json.loads(run("model", "info", "--model", "tsinghua-ee/WAVE-7B", "--json", env={"HF_HUB_OFFLINE": "1"}).stdout)
+    assert info["kind"] == "Hugging Face hub id"

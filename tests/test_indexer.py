@@ -1,0 +1,149 @@
+"""Indexer at archive scale (issue #4): incremental runs, crash safety, locking, robustness."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avsearch import Index
+from avsearch.errors import IndexLockedError
+from avsearch.store import FileCommit
+
+
+def clip_set(index: Index) -> list[tuple]:
+    t = index.store.tables.clip_meta(columns=["clip_id", "path", "start_s", "end_s", "view"])
+    rows = sorted(zip(*(t.column(c).to_pylist() for c in ["path", "start_s", "end_s", "view", "clip_id"])))
+    return rows
+
+
+def test_move_change_delete_are_applied_incrementally(tmp_path, library):
+    index = Index.open(tmp_path / "idx", model="tiny", create=True)
+    index.add([library])
+    before = {r[:4]: r[4] for r in clip_set(index)}
+
+    (library / "sub").mkdir()
+    os.rename(library / "garden.mp4", library / "sub" / "garden-moved.mp4")  # move
+    from avsearch.media.synth import write_audio
+    write_audio(library / "speech.wav", duration_s=7.0, tone_hz=600.0, seed=9)  # change
+    os.remove(library / "birds.flac")  # delete
+
+    plan = index.plan([library])
+    assert plan.counts()["moved"] == 1 and plan.counts()["changed"] == 1 and plan.counts()["deleted"] == 1
+
+    report = index.add([library])
+    assert report.moved == [(str(library / "garden.mp4"), str(library / "sub" / "garden-moved.mp4"))]
+    assert [Path(p).name for p in report.indexed] == ["speech.wav"]  # only the changed file is embedded
+    assert report.deleted == [str(library / "birds.flac")]
+    after = clip_set(index)
+    paths = {r[0] for r in after}
+    assert str(library / "birds.flac") not in paths and str(library / "garden.mp4") not in paths
+    moved = [r for r in after if r[0].endswith("garden-moved.mp4")]
+    # re-pointed, not re-embedded: the clip ids are the ones from before the move
+    assert sorted(r[4] for r in moved) == sorted(v for k, v in before.items() if k[0].endswith("garden.mp4"))
+    speech = [r for r in after if r[0].endswith("speech.wav")]
+    assert [(r[1], r[2]) for r in speech] == [(0.0, 7.0)]  # old 5 s clip gone, new 7 s clip there
+    assert len(after) == len(set(r[4] for r in after))  # no duplicates
+    # a move must survive a query: the hit points at the new path
+    hit = index.search(Path(library / "sub" / "garden-moved.mp4"), k=1, merge_adjacent=False)[0]
+    assert hit.path.endswith("garden-moved.mp4")
+
+
+def test_orphan_clips_from_an_interrupted_commit_are_recovered(indexed):
+    index, lib, _ = indexed
+    store = index.store
+    before = clip_set(index)
+    # Simulate a kill between "append clips" and "upsert files row": clips nobody vouches for.
+    row = {"clip_id": "deadbeef" * 3, "row_id": 12345, "fingerprint": "nope", "path": str(lib / "ghost.mp4"),
+           "start_s": 0.0, "end_s": 10.0, "view": "av", "file_duration_s": 10.0, "indexed_at": 0.0, "model_id": "m"}
+    from avsearch.store.tables import _clips_table
+    store.tables.clips.add(_clips_table([row], np.ones((1, store.meta.dim), np.float32), store.meta.dim))
+    assert len(clip_set(index)) == len(before) + 1
+    assert store.recover() == 1
+    assert clip_set(index) == before
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    from avsearch import Index
+    index = Index.open(sys.argv[1], model="tiny", create=True)
+    index.add([sys.argv[2]], decode_workers=1, commit_every_files=1)
+""")
+
+
+def test_sigkill_mid_run_then_rerun_equals_a_clean_run(tmp_path, library):
+    from avsearch.media.synth import write_video
+
+    for i in range(8):  # enough files that the run is still going when we kill it
+        write_video(library / f"extra-{i}.mp4", duration_s=10.0, audio=True, tone_hz=200.0 + 50 * i, seed=20 + i)
+    killed_idx = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(killed_idx), str(library)])
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if (killed_idx / "avsearch.json").exists():
+                try:
+                    done = Index.open(killed_idx).stats()["files_ok"]
+                except Exception:
+                    continue
+                if done >= 2:
+                    break
+            assert proc.poll() is None, "the indexer finished before it could be killed"
+        assert proc.poll() is None, "the indexer finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    partial = Index.open(killed_idx).stats()["files_ok"]
+    assert 2 <= partial < 13
+
+    resumed = Index.open(killed_idx)
+    report = resumed.add([library])  # also proves the killed process's lock was released
+    assert len(report.indexed) == 13 - partial
+
+    clean = Index.open(tmp_path / "clean", model="tiny", create=True)
+    clean.add([library])
+    assert clip_set(resumed) == clip_set(clean)
+    assert len({r[4] for r in clip_set(resumed)}) == len(clip_set(resumed))
+    a = resumed.search("x", k=5, merge_adjacent=False)
+    b = clean.search("x", k=5, merge_adjacent=False)
+    assert [(h.clip_id, round(h.score, 4)) for h in a] == [(h.clip_id, round(h.score, 4)) for h in b]
+
+
+def test_second_indexer_is_refused_and_queries_still_work(indexed):
+    index, lib, _ = indexed
+    with index.store.write_lock():
+        with pytest.raises(IndexLockedError, match="being written by"):
+            Index.open(index.path).add([lib])
+        assert Index.open(index.path).search("x", k=2)  # readers are never blocked
+
+
+def test_robustness_corpus_never_aborts_and_loses_nothing(tmp_path, library):
+    from avsearch.media.synth import make_robustness_corpus
+
+    index = Index.open(tmp_path / "idx", model="tiny", create=True)
+    index.add([library])
+    good_before = clip_set(index)
+
+    corpus = tmp_path / "corpus"
+    expected = make_robustness_corpus(corpus)
+    report = index.add([corpus])
+    failed = {Path(p).name: reason for p, reason in report.failed}
+    indexed = {Path(p).name for p in report.indexed}
+    for name, outcome in expected.items():
+        if outcome == "ok":
+            assert name in indexed, f"{name} should have been indexed; failed with {failed.get(name)}"
+        else:
+            assert name in failed, f"{name} should have failed"
+            assert failed[name] and "Traceback" not in failed[name]
+    # nothing indexed before was lost
+    assert set(good_before) <= set(clip_set(index))

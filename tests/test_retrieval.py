@@ -1,0 +1,107 @@
+"""Retrieval features (issue #5): filters, more-like-this, ranges, merging, min score,
+instruction re-rank with its cache, and the ANN index kept in step with the table."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avsearch import Index, Query, View
+from avsearch.store import AnnConfig, FileCommit, IndexMeta, Store
+
+
+def test_filters_keep_k_results_when_selective(indexed):
+    index, lib, _ = indexed
+    hits = index.search("x", k=3, path_glob="*street.mp4", merge_adjacent=False)
+    assert len(hits) == 3 and {Path(h.path).name for h in hits} == {"street.mp4"}
+    audio = index.search("x", k=20, target_views=["audio"], merge_adjacent=False)
+    assert len(audio) == 5 and {h.view for h in audio} == {View.AUDIO}
+    short = index.search("x", k=20, max_duration_s=4.5, merge_adjacent=False)
+    assert {Path(h.path).name for h in short} == {"silent.mp4", "birds.flac"}
+    assert index.search("x", k=20, path_prefix=str(lib / "nothing-here")) == []
+    assert index.search("x", k=20, indexed_after=time.time() + 3600) == []
+    assert len(index.search("x", k=20, indexed_after=0, merge_adjacent=False)) == 12
+
+
+def test_more_like_this_excludes_the_clip_itself(indexed):
+    index, lib, _ = indexed
+    seed = index.search(Query(media=lib / "street.mp4", view=View.AV, start_s=0, end_s=10), k=1, merge_adjacent=False)[0]
+    hits = index.search(Query(clip_id=seed.clip_id), k=5, merge_adjacent=False)
+    assert hits and seed.clip_id not in {h.clip_id for h in hits}
+
+
+def test_adjacent_clips_merge_into_one_hit(indexed):
+    index, lib, _ = indexed
+    hits = index.search("x", k=20, path_glob="*street.mp4", target_views=["av"], merge_adjacent=True)
+    assert [(h.start_s, h.end_s) for h in hits] == [(0.0, 12.0)] and len(hits[0].merged_clip_ids) == 2
+
+
+def test_min_score_drops_weak_hits_and_per_file_caps(indexed):
+    index, _, _ = indexed
+    all_hits = index.search("x", k=20, merge_adjacent=False)
+    cut = (all_hits[0].score + all_hits[-1].score) / 2
+    kept = index.search("x", k=20, merge_adjacent=False, min_score=cut)
+    assert 0 < len(kept) < len(all_hits) and all(h.score >= cut for h in kept)
+    assert index.search("x", k=20, min_score=1.01) == []
+    per_file = index.search("x", k=20, merge_adjacent=False, per_file=1)
+    assert len({h.path for h in per_file}) == len(per_file) == 5
+
+
+def test_instruction_rerank_changes_scores_and_hits_the_cache(indexed):
+    index, _, _ = indexed
+    plain = index.search_detailed("x", k=6, merge_adjacent=False)
+    first = index.search_detailed("x", k=6, merge_adjacent=False, instruction="Is there a dog?", rerank_top=6)
+    assert first.rerank.embedded == 6 and first.rerank.cached == 0
+    assert [h.score for h in first.hits] != [h.score for h in plain.hits]
+    again = index.search_detailed("x", k=6, merge_adjacent=False, instruction="Is there a dog?", rerank_top=6)
+    assert again.rerank.cached == 6 and again.rerank.embedded == 0
+    assert [(h.clip_id, h.score) for h in again.hits] == [(h.clip_id, h.score) for h in first.hits]
+    other = index.search_detailed("x", k=6, merge_adjacent=False, instruction="Is it raining?", rerank_top=6)
+    assert other.rerank.embedded == 6  # the cache is keyed by instruction too
+
+
+def _random_store(path: Path, n: int, dim: int, config: AnnConfig, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((16, dim)).astype(np.float32)
+    vecs = centers[rng.integers(0, 16, n)] + 0.3 * rng.standard_normal((n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    store = Store.create(path, IndexMeta("m", "m", dim), ann_config=config)
+    rows = [{"clip_id": f"c{i}", "row_id": i + 1, "fingerprint": "f", "path": "/x.mp4", "start_s": float(i),
+             "end_s": float(i + 1), "view": "av", "file_duration_s": float(n), "indexed_at": 0.0, "model_id": "m"}
+            for i in range(n)]
+    file_row = {"path": "/x.mp4", "fingerprint": "f", "size": 1, "mtime": 0.0, "status": "ok", "n_clips": n}
+    store.commit([FileCommit(file_row, rows, vecs)])
+    return store, vecs
+
+
+def test_ivfpq_through_the_store_recalls_the_exact_neighbours(tmp_path):
+    config = AnnConfig(flat_threshold=1000, opq_dim=32, pq_m=8, refine_factor=10)
+    store, vecs = _random_store(tmp_path / "s", 3000, 64, config)
+    store.finish_writes()
+    assert store.ann_state()["kind"] == "ivfpq" and store.ann_state()["fresh"]
+    queries = vecs[:50] + 0.05 * np.random.default_rng(1).standard_normal((50, 64)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    _, got = store.search(queries, 10)
+    exact = np.argsort(-(queries @ vecs.T), axis=1)[:, :10] + 1
+    recall = np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got, exact)])
+    assert recall >= 0.9
+
+
+def test_a_stale_ann_index_is_detected_and_never_served(tmp_path):
+    store, vecs = _random_store(tmp_path / "s", 200, 16, AnnConfig())
+    store.finish_writes()
+    covers = store.ann_state()["covers_version"]
+    # change the table behind the saved ANN index (as another process would)
+    new = np.zeros((1, 16), np.float32)
+    new[0, 0] = 1.0
+    row = {"clip_id": "fresh", "row_id": 999_999, "fingerprint": "g", "path": "/y.mp4", "start_s": 0.0,
+           "end_s": 1.0, "view": "audio", "file_duration_s": 1.0, "indexed_at": 0.0, "model_id": "m"}
+    store.commit([FileCommit({"path": "/y.mp4", "fingerprint": "g", "size": 1, "mtime": 0.0, "status": "ok",
+                              "n_clips": 1}, [row], new)])
+    reader = Store.open(tmp_path / "s")
+    assert reader.ann_state()["fresh"] is False and reader.ann_state()["covers_version"] == covers
+    _, ids = reader.search(new, 1)
+    assert ids[0, 0] == 999_999  # the new clip is found: the stale index was updated first
