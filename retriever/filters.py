@@ -17,7 +17,7 @@ def clip_filter(query: Query) -> Optional[str]:
         prefix = os.path.abspath(os.path.expanduser(query.path_prefix))
         # LIKE with an escape so % and _ in real paths match literally.
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        parts.append(f"path LIKE {sql_str(escaped + '%')} ESCAPE '\\\\'")
+        parts.append(f"path LIKE {sql_str(escaped + '%')} ESCAPE '\\'")
     if query.min_duration_s is not None:
         parts.append(f"file_duration_s >= {float(query.min_duration_s)!r}")
     if query.max_duration_s is not None:

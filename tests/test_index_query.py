@@ -49,11 +49,12 @@ def test_media_queries_of_every_kind(indexed, name, view):
 
 
 @pytest.mark.parametrize("name,view,start,end", [
-    ("street.mp4", View.AV, 0.0, 10.0), ("street.mp4", View.VIDEO, 10.0, 12.0),
-    ("speech.wav", View.AUDIO, 0.0, 5.0), ("garden.mp4", View.AUDIO, 0.0, 6.0),
+    ("street.mp4", View.AV, 0.0, 10.0), ("street.mp4", View.VIDEO, 10.0, None),
+    ("speech.wav", View.AUDIO, 0.0, None), ("garden.mp4", View.AUDIO, 0.0, None),
 ])
 def test_a_clips_own_media_ranks_that_clip_first(indexed, name, view, start, end):
     index, lib, _ = indexed
+    end = end if end is not None else probe(lib / name).duration_s  # the last clip ends with the file
     q = Query(media=lib / name, view=view, start_s=start, end_s=end, target_views=[view])
     top = index.search(q, k=3, merge_adjacent=False)[0]
     assert (Path(top.path).name, top.start_s, top.end_s, top.view) == (name, start, end, view)

@@ -125,7 +125,7 @@ class Store:
     def search(self, queries: np.ndarray, k: int, *, allowed_ids: Optional[np.ndarray] = None):
         """(scores, row_ids) of the k best clips per query, exact-rescored."""
         ann = self.ensure_ann(save=False)
-        if ann is None or ann.ntotal == 0 or k <= 0:
+        if ann is None or k <= 0:
             q = len(queries)
             return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
         if allowed_ids is not None and len(allowed_ids) == 0:
@@ -206,10 +206,12 @@ class Store:
         except (FileNotFoundError, ValueError):
             return None, None
 
-    def _update_or_rebuild(self, ann: Optional[AnnIndex]) -> tuple[AnnIndex, np.ndarray]:
+    def _update_or_rebuild(self, ann: Optional[AnnIndex]) -> tuple[Optional[AnnIndex], np.ndarray]:
         ids = self.tables.all_row_ids()
-        old = _load_ids(self.directory / ANN_DIR) if ann is not None else None
-        if ann is not None and old is not None and ann.dim == self.meta.dim:
+        if len(ids) == 0:
+            return None, ids
+        old = ann.ids if ann is not None else None
+        if ann is not None and ann.dim == self.meta.dim:
             gone = np.setdiff1d(old, ids)
             new = ids[~np.isin(ids, old)]
             if len(gone):
@@ -221,14 +223,12 @@ class Store:
         ids, vectors = self.tables.all_vectors()
         return AnnIndex.build(vectors, ids, self.ann_config), ids
 
-    def _save_ann(self, ann: AnnIndex, ids: np.ndarray, version: int) -> None:
+    def _save_ann(self, ann: Optional[AnnIndex], ids: np.ndarray, version: int) -> None:
         directory = self.directory / ANN_DIR
+        if ann is None:  # nothing to index: drop any saved index so it is never served stale
+            shutil.rmtree(directory, ignore_errors=True)
+            return
         ann.save(directory, covers_version=version)
-        # The ids the index holds, so the next run can apply only the difference.
-        tmp = directory / "ids.npy.tmp"
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.asarray(ids, dtype=np.int64))
-        tmp.replace(directory / "ids.npy")
 
     # -- instruction re-rank cache ---------------------------------------------------------
 
@@ -269,13 +269,6 @@ class Store:
             schema=rerank_cache_schema(self.meta.dim),
         )
         table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data)
-
-
-def _load_ids(directory: Path) -> Optional[np.ndarray]:
-    try:
-        return np.load(directory / "ids.npy")
-    except (FileNotFoundError, ValueError, OSError):
-        return None
 
 
 def _dir_size(directory: Path) -> int:

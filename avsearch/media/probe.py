@@ -1,0 +1,97 @@
+"""Probe a file's facts with PyAV, without decoding it."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import av
+
+from avsearch.errors import MediaError
+from avsearch.media.container import describe, open_media
+from avsearch.types import MediaFile
+
+
+def probe(path: str | Path) -> MediaFile:
+    path = Path(path)
+    with open_media(path) as container:
+        video = video_stream(container)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if video is None and audio is None:
+            raise MediaError(f"{path}: has no video or audio stream")
+        duration = _duration(container, video, audio)
+        if duration is None or duration <= 0:
+            raise MediaError(f"{path}: duration is unknown or zero (empty or truncated file)")
+        st = os.stat(path)
+        fps = float(video.average_rate) if video is not None and video.average_rate else None
+        width = height = None
+        rotation = 0
+        if video is not None:
+            width, height = video.codec_context.width, video.codec_context.height
+            rotation = _rotation(container, video)
+            if rotation in (90, 270):
+                width, height = height, width  # display size
+            if not width or not height:
+                raise MediaError(f"{path}: video stream has no frame size")
+        return MediaFile(
+            path=str(path.absolute()),
+            duration_s=float(duration),
+            has_video=video is not None,
+            has_audio=audio is not None,
+            size=int(st.st_size),
+            mtime=float(st.st_mtime),
+            fps=fps,
+            width=width,
+            height=height,
+            rotation=rotation,
+            sample_rate=audio.codec_context.sample_rate if audio is not None else None,
+            channels=audio.codec_context.channels if audio is not None else None,
+            video_codec=video.codec_context.name if video is not None else None,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+        )
+
+
+def video_stream(container) -> Optional[av.video.stream.VideoStream]:
+    """The first real video stream: cover art in music files (attached pictures) is not video."""
+    for stream in container.streams.video:
+        if not (stream.disposition & av.stream.Disposition.attached_pic):
+            return stream
+    return None
+
+
+def _duration(container, video, audio) -> Optional[float]:
+    candidates = []
+    for stream in (video, audio):
+        if stream is not None and stream.duration and stream.time_base:
+            candidates.append(float(stream.duration * stream.time_base))
+    if candidates:
+        return max(candidates)
+    if container.duration:
+        return container.duration / av.time_base
+    return _duration_from_packets(container, video or audio)
+
+
+def _duration_from_packets(container, stream) -> Optional[float]:
+    # Some formats (raw streams, damaged headers) carry no duration: read packet times instead.
+    end = None
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.time_base:
+                t = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                end = t if end is None else max(end, t)
+    except av.FFmpegError as err:
+        raise MediaError(f"{container.name}: unreadable while measuring duration ({describe(err)})") from None
+    start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+    return None if end is None else end - start
+
+
+def _rotation(container, video) -> int:
+    """Clockwise degrees to turn decoded frames to display them upright."""
+    try:
+        for frame in container.decode(video):
+            return int(round(-(frame.rotation or 0))) % 360
+    except av.FFmpegError:
+        return 0
+    return 0
