@@ -56,6 +56,8 @@ def failures(index_dir: Optional[Path] = IndexOption,
 
     Fix or replace them and run `avsearch index` again (changed files are retried), or
     `avsearch index PATH --retry-failed` to retry unchanged ones.
+
+    Example:  avsearch failures --json | jq -r .path
     """
     rows = Index.open(index_dir).failures()
     if as_json:

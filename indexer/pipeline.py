@@ -151,6 +151,7 @@ def run_pipeline(
             job.payloads.clear()
             job.vectors.clear()
             done.add(j)
+            maybe_commit()
             state.files_done += 1
             state.media_s_done += job.media.duration_s
             state.current = job.media.path
