@@ -88,7 +88,9 @@ def run_pipeline(
     ready: list[FileCommit] = []
     done: set[int] = set()
     last_commit = time.monotonic()
-    budget = options.max_batch_tokens or getattr(embedder, "max_batch_tokens", 16_384)
+    # Two of the embedder's forward budgets per call: it prepares the second group's media on the
+    # CPU while the first runs on the GPU.
+    budget = options.max_batch_tokens or 2 * getattr(embedder, "max_batch_tokens", 8_192)
 
     def put(item) -> bool:
         # Never block forever on a full queue: the consumer may have stopped (error or Ctrl-C).

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from avsearch.models.wave.audio import AudioEncoder
 from avsearch.models.wave.config import TokenIds, WaveConfig
 from avsearch.models.wave.head import capture_last_token, pool_last_token
+from avsearch.models.wave.packed_attention import use_packed_attention
 from avsearch.models.wave.vision import VisionEncoder
 
 
@@ -26,9 +27,19 @@ class WaveModel:
         self.config = config
         self.device = device
         self.dtype = dtype
-        self.language_model = thinker.model.language_model
-        self.audio = AudioEncoder(thinker.model, extras, config.audio_mode, device, beats_dtype)
-        self.vision = VisionEncoder(thinker.model, device)
+        inner = thinker.model
+        if not all(hasattr(inner, part) for part in ("language_model", "audio_tower", "visual")):
+            import transformers
+
+            raise RuntimeError(
+                f"transformers {transformers.__version__} lays out Qwen2.5-Omni differently from the 5.23 layout "
+                "avsearch is written for (thinker.model.language_model/audio_tower/visual). "
+                "Run: pip install 'transformers>=5.23,<6'")
+        self.language_model = inner.language_model
+        # One SDPA call per layer for the ViT windows and Whisper chunks instead of one per window.
+        use_packed_attention(inner.visual, inner.audio_tower)
+        self.audio = AudioEncoder(inner, extras, config.audio_mode, device, beats_dtype)
+        self.vision = VisionEncoder(inner, device)
 
     def inputs_embeds(self, ids: torch.Tensor, token_ids: TokenIds, audio_rows: Sequence[torch.Tensor],
                       video_rows: Sequence[torch.Tensor]) -> torch.Tensor:
