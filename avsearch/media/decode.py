@@ -33,6 +33,17 @@ class DecodeOptions:
     max_frames: int = 128  # per clip (WAVE's cap)
     threads: int = 0  # decoder threads; 0 = FFmpeg's choice
     thread_type: str = "AUTO"  # frame+slice threading: ~1.5x slice-only on 2 cores
+    # Frames the decoder may skip: "nonref" skips frames nothing refers to (most B-frames), so a
+    # 2 fps sample is the nearest decoded frame, a frame or two from its instant; "keyframes"
+    # decodes keyframes only (the coarse fast path: one frame per GOP); "none" decodes all.
+    skip_frames: str = "nonref"
+
+    def __post_init__(self) -> None:
+        if self.skip_frames not in _SKIP_FRAME:
+            raise ValueError(f"skip_frames {self.skip_frames!r}: choose one of {', '.join(_SKIP_FRAME)}")
+
+
+_SKIP_FRAME = {"none": "DEFAULT", "nonref": "NONREF", "keyframes": "NONKEY"}  # FFmpeg AVDiscard names
 
 
 def sample_times(start_s: float, end_s: float, fps: float, max_frames: int) -> np.ndarray:
@@ -67,6 +78,7 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
             raise MediaError(f"{path}: none of the requested streams (video={video}, audio={audio}) exist")
         if vstream is not None:
             vstream.thread_type = options.thread_type
+            vstream.codec_context.skip_frame = _SKIP_FRAME[options.skip_frames]
             if options.threads:
                 vstream.thread_count = options.threads
         state = _State(media, ranges, options, vstream is not None, astream is not None)

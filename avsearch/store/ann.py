@@ -24,6 +24,13 @@ META_FILE = "ann.json"
 IDS_FILE = "ids.npy"
 _BLOCK = 65_536  # rows converted to float32 at a time (float16 input never doubles in memory)
 _SMALL_SUBSET = 20_000  # an allowed set this small is scored exactly: cheaper than probing lists
+# Above this many training floats the build uses the fast settings below instead of faiss's
+# defaults (50 OPQ iterations, 25 k-means iterations per PQ sub-quantizer), which made the OPQ
+# training most of a 130 s build for 60k x 1024 on 2 cores. The rotation is only a coarse
+# pre-filter here (candidates are re-scored exactly), so fewer iterations will do.
+LARGE_TRAINING_FLOATS = 20_000_000
+OPQ_ITERATIONS = 20
+PQ_ITERATIONS = 15  # k-means iterations per PQ sub-quantizer
 
 
 @dataclass(frozen=True)
@@ -198,13 +205,27 @@ def _nlist(index: faiss.Index) -> int:
 
 def _train_ivfpq(vectors: np.ndarray, config: AnnConfig) -> tuple[faiss.Index, int]:
     n, d = vectors.shape
-    m = min(config.pq_m, d)
+    # At least 4 dims per sub-quantizer: 1- or 2-dim k-means is both useless and, in faiss, slow
+    # (PQ64 on 128-d took 38 s to train on 20k rows).
+    m = max(1, min(config.pq_m, min(config.opq_dim, d) // 4))
     opq_dim = max(m, (min(config.opq_dim, d) // m) * m)  # a multiple of m, at most d
     nlist = config.choose_nlist(n)
     train_n = min(n, config.train_size or max(100_000, 39 * nlist))
     # 8-bit codes need 256 centroids per sub-quantizer; fewer training points get fewer bits.
     nbits = int(max(4, min(8, math.floor(math.log2(max(train_n, 16) / 39)))))
-    index = faiss.index_factory(d, f"OPQ{m}_{opq_dim},IVF{nlist},PQ{m}x{nbits}", faiss.METRIC_INNER_PRODUCT)
+    # Cost-capped training. OPQ re-trains a PQ every iteration, and faiss k-means on 4-dim
+    # sub-vectors is ~10x slower per point than on 8-dim ones: on large training sets the rotation
+    # is learnt for 8-dim sub-spaces with fewer iterations on fewer points (a 100k x 3584 build:
+    # minutes, not an hour); small sets get faiss's full-quality defaults, which cost seconds.
+    large = train_n * d > LARGE_TRAINING_FLOATS
+    opq_m = max(1, opq_dim // 8) if large and opq_dim % 8 == 0 else m
+    # "np": no polysemous training. The factory turns it on for PQ by default; avsearch never
+    # searches by Hamming threshold, and it cost ~2 s per sub-quantizer (131 s for PQ64 on 20k rows).
+    index = faiss.index_factory(d, f"OPQ{opq_m}_{opq_dim},IVF{nlist},PQ{m}x{nbits}np", faiss.METRIC_INNER_PRODUCT)
+    if large:
+        opq = faiss.downcast_VectorTransform(faiss.downcast_index(index).chain.at(0))
+        opq.niter = OPQ_ITERATIONS
+        faiss.downcast_index(faiss.extract_index_ivf(index)).pq.cp.niter = PQ_ITERATIONS
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(n, size=train_n, replace=False))
     index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))

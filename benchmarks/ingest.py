@@ -1,0 +1,260 @@
+"""Ingest benchmark: decode throughput of the media layer vs the ffmpeg CLI, and peak RSS of indexing.
+
+Part 1, decode: generated H.264 files (1080p and 480p, 30 fps, x264 defaults: B-frames, keyframe
+every 250 frames, textured moving content) are decoded the way the indexer needs them -- frames
+sampled at 2 fps and scaled to WAVE's pixel budget (bicubic), audio as 16 kHz mono float32 -- by
+
+* ``ffmpeg``: the ffmpeg command-line tool doing the same sampling (`fps=2,scale=W:H:flags=bicubic`,
+  rgb24 raw video; `-ac 1 -ar 16000 -f f32le` audio), writing to /dev/null (cheaper than any real
+  consumer, so the baseline is flattered, not handicapped);
+* ``avsearch/<mode>``: `avsearch.media.decode.iter_clips` over 10 s clips with its DecodeOptions,
+  for the modes `all` (decode every frame), `nonref` (skip B-frames nothing refers to: the
+  default) and `keyframes` (keyframes only: the coarse fast path, frames are then the keyframes).
+
+Each is run `--repeats` times, alternating, and the best time is kept. The figure is seconds of
+media decoded per wall-clock second.
+
+Part 2, memory: `avsearch index` (tiny model) in a subprocess on a generated 2-hour file, against
+the same on a 5-minute file of the same kind: peak RSS of each (ru_maxrss of the child). Streaming
+decode means the 2-hour figure should equal the 5-minute one, not be 24 times it.
+
+    python benchmarks/ingest.py                 # both parts, results in benchmarks/results/
+    python benchmarks/ingest.py --skip-memory   # decode part only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import av  # noqa: E402
+
+from avsearch.media.decode import DecodeOptions, iter_clips  # noqa: E402
+from avsearch.media.probe import probe  # noqa: E402
+from avsearch.media.resize import smart_resize  # noqa: E402
+from avsearch.media.segment import plan_clips  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+# -- generated media ---------------------------------------------------------------------------
+
+
+def _texture(height: int, width: int, seed: int) -> np.ndarray:
+    """A smooth random texture (blurred noise, tiled twice as wide) that scrolls: realistic-ish bitrate."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (height // 8 + 1, (2 * width) // 8 + 1, 3), dtype=np.uint8)
+    big = np.repeat(np.repeat(small, 8, axis=0), 8, axis=1)[:height, : 2 * width]
+    return big
+
+
+def write_h264(path: Path, *, width: int, height: int, seconds: float, fps: int = 30, audio: bool = True,
+               preset: str = "veryfast", seed: int = 0) -> Path:
+    """H.264 (x264 defaults but the preset) + AAC 48 kHz stereo, textured content moving every frame."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tex = _texture(height, width, seed)
+    n_frames = int(round(seconds * fps))
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=fps, options={"preset": preset, "crf": "23"})
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        a = None
+        if audio:
+            a = out.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(n_frames):
+            shift = (4 * i) % width
+            img = np.ascontiguousarray(tex[:, shift: shift + width])
+            y0 = (7 * i) % max(1, height - height // 4)
+            img[y0: y0 + height // 4, : width // 4] = (i * 3) % 256  # a moving block
+            for packet in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in v.encode():
+            out.mux(packet)
+        if a is not None:
+            total = int(seconds * 48000)
+            t = np.arange(total) / 48000
+            wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            stereo = np.stack([wave, wave * 0.5])
+            pts = 0
+            for start in range(0, total, 1024):
+                chunk = np.ascontiguousarray(stereo[:, start: start + 1024])
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts, frame.time_base = 48000, pts, Fraction(1, 48000)
+                pts += chunk.shape[1]
+                for packet in a.encode(frame):
+                    out.mux(packet)
+            for packet in a.encode():
+                out.mux(packet)
+    return path
+
+
+# -- decoders under test -------------------------------------------------------------------------
+
+
+MODES = {
+    "all": DecodeOptions(skip_frames="none"),
+    "nonref": DecodeOptions(skip_frames="nonref"),
+    "keyframes": DecodeOptions(skip_frames="keyframes"),
+}
+
+
+def decode_avsearch(path: Path, options: DecodeOptions) -> dict:
+    media = probe(path)
+    ranges = plan_clips(media.duration_s, clip_s=10.0, min_last_s=1.0)
+    frames = samples = 0
+    for clip in iter_clips(path, ranges, options, media=media):
+        frames += 0 if clip.frames is None else len(clip.frames)
+        samples += 0 if clip.audio is None else len(clip.audio)
+    return {"frames": frames, "audio_samples": samples}
+
+
+def decode_ffmpeg(path: Path, width: int, height: int) -> dict:
+    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path),
+           "-map", "0:v:0", "-vf", f"fps=2,scale={width}:{height}:flags=bicubic", "-pix_fmt", "rgb24",
+           "-f", "rawvideo", "-y", "/dev/null",
+           "-map", "0:a:0", "-ac", "1", "-ar", "16000", "-f", "f32le", "-y", "/dev/null"]
+    subprocess.run(cmd, check=True)
+    return {}
+
+
+def bench_decode(path: Path, repeats: int, modes: list[str], log) -> dict:
+    media = probe(path)
+    h, w = smart_resize(media.height, media.width, factor=28, min_pixels=784, max_pixels=176_400)
+    runs: dict[str, list[float]] = {name: [] for name in ["ffmpeg", *modes]}
+    facts: dict[str, dict] = {}
+    for _ in range(repeats):
+        for name in runs:
+            t0 = time.perf_counter()
+            facts[name] = decode_ffmpeg(path, w, h) if name == "ffmpeg" else decode_avsearch(path, MODES[name])
+            runs[name].append(time.perf_counter() - t0)
+    out = {"file": path.name, "width": media.width, "height": media.height, "duration_s": media.duration_s,
+           "fps": media.fps, "scaled_to": [h, w], "size_mb": path.stat().st_size / 1e6, "decoders": {}}
+    for name, times in runs.items():
+        best = min(times)
+        out["decoders"][name] = {"best_s": best, "all_s": times, "media_s_per_s": media.duration_s / best, **facts[name]}
+    base = out["decoders"]["ffmpeg"]["best_s"]
+    for name in modes:
+        out["decoders"][name]["speedup_vs_ffmpeg"] = base / out["decoders"][name]["best_s"]
+    log(f"{path.name}: " + ", ".join(f"{n} {d['media_s_per_s']:.1f} media-s/s" for n, d in out["decoders"].items()))
+    return out
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+def index_peak_rss(media_path: Path, work: Path) -> dict:
+    """Peak RSS of a fresh `avsearch index` process (tiny model) on one file."""
+    folder = work / f"lib-{media_path.stem}"
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / media_path.name
+    if not link.exists():
+        link.symlink_to(media_path)
+    index = work / f"index-{media_path.stem}"
+    shutil.rmtree(index, ignore_errors=True)
+    code = ("import resource, sys\nfrom avsearch.cli.app import main\nrc = main(sys.argv[1:])\n"
+            "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, "index", str(folder), "--index", str(index), "--model", "tiny",
+                           "--json"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"avsearch index failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    rss_kb = int(next(line.split()[1] for line in proc.stderr.splitlines() if line.startswith("MAXRSS_KB")))
+    summary = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+    return {"file": media_path.name, "duration_s": probe(media_path).duration_s, "peak_rss_mib": rss_kb / 1024,
+            "elapsed_s": elapsed, "summary": summary}
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def render_md(res: dict) -> str:
+    lines = ["# Ingest benchmark", "",
+             f"Machine: {res['machine']}. PyAV {res['pyav']}, ffmpeg CLI: {res['ffmpeg_version']}.",
+             "Best of {} alternating runs; media seconds decoded per wall-clock second "
+             "(frames at 2 fps scaled to the 176,400-pixel budget + 16 kHz mono audio).".format(res["repeats"]), "",
+             "| file | ffmpeg CLI | " + " | ".join(f"avsearch {m}" for m in res["modes"]) + " |",
+             "|---|---:|" + "---:|" * len(res["modes"])]
+    for d in res["decode"]:
+        dec = d["decoders"]
+        cells = [f"{dec[m]['media_s_per_s']:.1f} ({dec[m]['speedup_vs_ffmpeg']:.2f}x)" for m in res["modes"]]
+        lines.append(f"| {d['width']}x{d['height']} {d['duration_s']:.0f} s, {d['size_mb']:.0f} MB | "
+                     f"{dec['ffmpeg']['media_s_per_s']:.1f} | " + " | ".join(cells) + " |")
+    lines += ["", "Modes: `all` decodes every frame; `nonref` (the default) skips non-reference frames "
+              "(B-frames), so a 2 fps sample is the nearest decoded I/P frame, at most a few frames from the "
+              "instant; `keyframes` decodes keyframes only (one frame per GOP, here every 250 frames).", ""]
+    if res.get("memory"):
+        lines += ["## Peak RSS of `avsearch index --model tiny` on one file", "",
+                  "| file | duration | peak RSS | wall time | clips |", "|---|---:|---:|---:|---:|"]
+        for m in res["memory"]:
+            lines.append(f"| {m['file']} | {m['duration_s'] / 60:.0f} min | {m['peak_rss_mib']:.0f} MiB | "
+                         f"{m['elapsed_s']:.0f} s | {m['summary'].get('clips_added', '?')} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "avsearch-ingest-bench")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seconds-1080p", type=float, default=30.0)
+    p.add_argument("--seconds-480p", type=float, default=60.0)
+    p.add_argument("--modes", default="all,nonref,keyframes")
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--long-hours", type=float, default=2.0)
+    args = p.parse_args(argv)
+    if shutil.which("ffmpeg") is None:
+        print("the ffmpeg command-line tool is needed for the baseline: apt-get install ffmpeg", file=sys.stderr)
+        return 2
+    modes = args.modes.split(",")
+    args.work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
+
+    files = [(args.work / f"h264-1080p-{args.seconds_1080p:g}s.mp4", 1920, 1080, args.seconds_1080p),
+             (args.work / f"h264-480p-{args.seconds_480p:g}s.mp4", 854, 480, args.seconds_480p)]
+    for path, w, h, s in files:
+        if not path.exists():
+            log(f"generating {path.name}")
+            write_h264(path, width=w, height=h, seconds=s)
+    ffmpeg_version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
+    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "pyav": av.__version__,
+           "ffmpeg_version": ffmpeg_version, "repeats": args.repeats, "modes": modes, "decode": [], "memory": []}
+    for path, *_ in files:
+        res["decode"].append(bench_decode(path, args.repeats, modes, log))
+    if not args.skip_memory:
+        for seconds in (300.0, args.long_hours * 3600):
+            path = args.work / f"long-{seconds:g}s.mp4"
+            if not path.exists():
+                log(f"generating {path.name}")
+                write_h264(path, width=320, height=180, seconds=seconds, fps=10, preset="ultrafast")
+            res["memory"].append(index_peak_rss(path, args.work))
+            log(f"indexed {path.name}: peak RSS {res['memory'][-1]['peak_rss_mib']:.0f} MiB "
+                f"in {res['memory'][-1]['elapsed_s']:.0f} s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ingest.json").write_text(json.dumps(res, indent=2) + "\n")
+    (args.out / "ingest.md").write_text(render_md(res))
+    print(render_md(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
