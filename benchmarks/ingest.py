@@ -165,8 +165,9 @@ def index_peak_rss(media_path: Path, work: Path) -> dict:
         link.symlink_to(media_path)
     index = work / f"index-{media_path.stem}"
     shutil.rmtree(index, ignore_errors=True)
-    code = ("import resource, sys\nfrom avsearch.cli.app import main\nrc = main(sys.argv[1:])\n"
-            "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
+    code = ("import atexit, resource, sys\nfrom avsearch.cli.app import main\n"
+            "atexit.register(lambda: print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+            "file=sys.stderr))\nsys.argv = ['avsearch', *sys.argv[1:]]\nmain()")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, "index", str(folder), "--index", str(index), "--model", "tiny",
                            "--json"], capture_output=True, text=True)
@@ -174,7 +175,8 @@ def index_peak_rss(media_path: Path, work: Path) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"avsearch index failed ({proc.returncode}): {proc.stderr[-2000:]}")
     rss_kb = int(next(line.split()[1] for line in proc.stderr.splitlines() if line.startswith("MAXRSS_KB")))
-    summary = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+    out = proc.stdout
+    summary = json.loads(out[out.index("{"):]) if "{" in out else {}
     return {"file": media_path.name, "duration_s": probe(media_path).duration_s, "peak_rss_mib": rss_kb / 1024,
             "elapsed_s": elapsed, "summary": summary}
 
@@ -202,7 +204,7 @@ def render_md(res: dict) -> str:
                   "| file | duration | peak RSS | wall time | clips |", "|---|---:|---:|---:|---:|"]
         for m in res["memory"]:
             lines.append(f"| {m['file']} | {m['duration_s'] / 60:.0f} min | {m['peak_rss_mib']:.0f} MiB | "
-                         f"{m['elapsed_s']:.0f} s | {m['summary'].get('clips_added', '?')} |")
+                         f"{m['elapsed_s']:.0f} s | {m['summary'].get('clips_added', m['summary'].get('clips', '?'))} |")
         lines.append("")
     return "\n".join(lines)
 

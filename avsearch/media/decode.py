@@ -95,11 +95,19 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
                 yield from state.ready()
                 if state.all_done():
                     return
+            state.finish()
+            yield from state.ready()
         except av.FFmpegError as err:
             yield from state.ready()
             raise MediaError(f"{path}: decoding failed after {state.decoded_until():.1f} s ({describe(err)})") from None
-        state.finish()
-        yield from state.ready()
+        finally:
+            state.close()
+
+
+def _converter():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(1, thread_name_prefix="frame-convert")
 
 
 class _State:
@@ -121,8 +129,13 @@ class _State:
         self.resampler = av.AudioResampler(format="flt", layout="mono", rate=options.sample_rate) if want_audio else None
         self.audio_start: Optional[float] = None  # media time of self.audio[0]
         self.audio = np.zeros(0, dtype=np.float32)
+        self._audio_chunks: list[np.ndarray] = []  # appended cheaply, joined when a clip takes audio
+        self._chunked = 0
         self.frame_size: Optional[tuple[int, int]] = None
         self.out: list[Clip] = []
+        # Sampled frames are converted (RGB + PIL bicubic resize, ~6 ms at 480p) on a helper
+        # thread while this one keeps decoding; both release the GIL for their C work.
+        self._convert = _converter() if want_video else None
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -134,7 +147,7 @@ class _State:
             got = self.frames[i]
             while len(got) < len(times) and times[len(got)] <= t:
                 chosen = frame if self.last_frame is None or abs(t - times[len(got)]) < abs(times[len(got)] - self.last_frame_t) else self.last_frame
-                got.append(self._to_rgb(chosen))
+                got.append(self._submit(chosen))
             if len(got) < len(times):
                 break
         self.last_frame, self.last_frame_t = frame, t
@@ -151,7 +164,7 @@ class _State:
         if self.want_video and self.last_frame is not None:
             for i in range(self.next_clip, len(self.ranges)):
                 while len(self.frames[i]) < len(self.times[i]):
-                    self.frames[i].append(self._to_rgb(self.last_frame))
+                    self.frames[i].append(self._submit(self.last_frame))
         if self.resampler is not None:
             for out in self.resampler.resample(None):
                 self._append_audio(out)
@@ -181,7 +194,7 @@ class _State:
         if self.want_video:
             if not self.frames[i]:
                 raise MediaError(f"{self.media.path}: no video frame decoded for {start:.1f}–{end:.1f} s")
-            frames = np.stack(self.frames[i])
+            frames = np.stack([f.result() for f in self.frames[i]])
             self.frames[i] = []
         audio = None
         if self.want_audio:
@@ -196,25 +209,43 @@ class _State:
         rotation = int(round(-(frame.rotation or 0))) % 360 if hasattr(frame, "rotation") else 0
         if rotation:
             image = image.rotate(-rotation, expand=True)
-        if self.frame_size is None:
-            h, w = smart_resize(image.height, image.width, factor=self.options.size_factor,
-                                min_pixels=self.options.min_pixels, max_pixels=self.options.max_pixels)
-            self.frame_size = (h, w)
         h, w = self.frame_size
         if (image.height, image.width) != (h, w):
             image = image.resize((w, h), Image.BICUBIC)  # the reference's PIL bicubic path
         return np.asarray(image, dtype=np.uint8)
 
+    def close(self) -> None:
+        if self._convert is not None:
+            self._convert.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self, frame: av.VideoFrame):
+        if self.frame_size is None:
+            self.frame_size = self._target_size(frame)
+        return self._convert.submit(self._to_rgb, frame)
+
+    def _target_size(self, frame: av.VideoFrame) -> tuple[int, int]:
+        rotation = int(round(-(frame.rotation or 0))) % 360 if hasattr(frame, "rotation") else 0
+        height, width = (frame.width, frame.height) if rotation in (90, 270) else (frame.height, frame.width)
+        return smart_resize(height, width, factor=self.options.size_factor,
+                            min_pixels=self.options.min_pixels, max_pixels=self.options.max_pixels)
+
     def _append_audio(self, frame: av.AudioFrame) -> None:
         samples = frame.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-        self.audio = np.concatenate([self.audio, samples])
+        self._audio_chunks.append(samples)
+        self._chunked += len(samples)
+
+    def _join_audio(self) -> None:
+        if self._audio_chunks:
+            self.audio = np.concatenate([self.audio, *self._audio_chunks])
+            self._audio_chunks, self._chunked = [], 0
 
     def _audio_end(self) -> float:
         if self.audio_start is None:
             return -1.0
-        return self.audio_start + len(self.audio) / self.options.sample_rate
+        return self.audio_start + (len(self.audio) + self._chunked) / self.options.sample_rate
 
     def _take_audio(self, start: float, end: float) -> np.ndarray:
+        self._join_audio()
         sr = self.options.sample_rate
         n = max(1, int(round((end - start) * sr)))
         out = np.zeros(n, dtype=np.float32)
