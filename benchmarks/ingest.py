@@ -86,12 +86,11 @@ def write_h264(path: Path, *, width: int, height: int, seconds: float, fps: int 
             out.mux(packet)
         if a is not None:
             total = int(seconds * 48000)
-            t = np.arange(total) / 48000
-            wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            stereo = np.stack([wave, wave * 0.5])
             pts = 0
-            for start in range(0, total, 1024):
-                chunk = np.ascontiguousarray(stereo[:, start: start + 1024])
+            for start in range(0, total, 1024):  # generated per frame: 2 hours never sit in memory
+                t = np.arange(start, min(total, start + 1024)) / 48000
+                wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+                chunk = np.ascontiguousarray(np.stack([wave, wave * 0.5]))
                 frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
                 frame.sample_rate, frame.pts, frame.time_base = 48000, pts, Fraction(1, 48000)
                 pts += chunk.shape[1]
@@ -157,7 +156,11 @@ def bench_decode(path: Path, repeats: int, modes: list[str], log) -> dict:
 
 
 def index_peak_rss(media_path: Path, work: Path) -> dict:
-    """Peak RSS of a fresh `avsearch index` process (tiny model) on one file."""
+    """Peak RSS of a fresh `avsearch index` process (tiny model) on one file.
+
+    VmHWM, not ru_maxrss: Linux children inherit the parent's ru_maxrss across fork+exec, so a
+    parent that had just generated a 2-hour file reported its own peak (8 GB) for the child.
+    """
     folder = work / f"lib-{media_path.stem}"
     folder.mkdir(parents=True, exist_ok=True)
     link = folder / media_path.name
@@ -166,8 +169,8 @@ def index_peak_rss(media_path: Path, work: Path) -> dict:
     index = work / f"index-{media_path.stem}"
     shutil.rmtree(index, ignore_errors=True)
     code = ("import atexit, resource, sys\nfrom avsearch.cli.app import main\n"
-            "atexit.register(lambda: print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-            "file=sys.stderr))\nsys.argv = ['avsearch', *sys.argv[1:]]\nmain()")
+            "atexit.register(lambda: print('MAXRSS_KB', [l.split()[1] for l in open('/proc/self/status') "
+            "if l.startswith('VmHWM')][0], file=sys.stderr))\nsys.argv = ['avsearch', *sys.argv[1:]]\nmain()")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, "index", str(folder), "--index", str(index), "--model", "tiny",
                            "--json"], capture_output=True, text=True)
