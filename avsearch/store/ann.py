@@ -24,11 +24,12 @@ META_FILE = "ann.json"
 IDS_FILE = "ids.npy"
 _BLOCK = 65_536  # rows converted to float32 at a time (float16 input never doubles in memory)
 _SMALL_SUBSET = 20_000  # an allowed set this small is scored exactly: cheaper than probing lists
-# Above this many training floats the build uses the fast settings below instead of faiss's
+# Above this many (training point x sub-quantizer) k-means assignments per PQ pass, the build uses
+# the fast settings below instead of faiss's
 # defaults (50 OPQ iterations, 25 k-means iterations per PQ sub-quantizer), which made the OPQ
 # training most of a 130 s build for 60k x 1024 on 2 cores. The rotation is only a coarse
 # pre-filter here (candidates are re-scored exactly), so fewer iterations will do.
-LARGE_TRAINING_FLOATS = 20_000_000
+LARGE_TRAINING_CLUSTERING = 200_000
 OPQ_ITERATIONS = 20
 PQ_ITERATIONS = 15  # k-means iterations per PQ sub-quantizer
 
@@ -215,9 +216,9 @@ def _train_ivfpq(vectors: np.ndarray, config: AnnConfig) -> tuple[faiss.Index, i
     nbits = int(max(4, min(8, math.floor(math.log2(max(train_n, 16) / 39)))))
     # Cost-capped training. OPQ re-trains a PQ every iteration, and faiss k-means on 4-dim
     # sub-vectors is ~10x slower per point than on 8-dim ones: on large training sets the rotation
-    # is learnt for 8-dim sub-spaces with fewer iterations on fewer points (a 100k x 3584 build:
-    # minutes, not an hour); small sets get faiss's full-quality defaults, which cost seconds.
-    large = train_n * d > LARGE_TRAINING_FLOATS
+    # is learnt for 8-dim sub-spaces with fewer iterations (a 100k x 3584 build takes
+    # 105 s, not an hour); small sets get faiss's full-quality defaults, which cost seconds.
+    large = train_n * m > LARGE_TRAINING_CLUSTERING
     opq_m = max(1, opq_dim // 8) if large and opq_dim % 8 == 0 else m
     # "np": no polysemous training. The factory turns it on for PQ by default; avsearch never
     # searches by Hamming threshold, and it cost ~2 s per sub-quantizer (131 s for PQ64 on 20k rows).
