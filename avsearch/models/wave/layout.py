@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from avsearch.sizing import round_to_budget
+
 SAMPLE_RATE = 16_000
 WHISPER_HOP = 160  # samples per Whisper mel frame (10 ms)
 SEGMENT_SECONDS = 300  # spec §2: audio is cut into 300 s segments (Whisper's chunk_length)
@@ -102,17 +104,7 @@ def smart_resize(height: int, width: int, *, factor: int = RESIZE_FACTOR, min_pi
         raise ValueError(f"frame size {height}x{width} is empty")
     if max(height, width) / min(height, width) > 200:
         raise ValueError(f"frame aspect ratio {height}x{width} is more extreme than 200:1")
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
+    return round_to_budget(height, width, factor, min_pixels, max_pixels)
 
 
 @dataclass(frozen=True)
