@@ -18,7 +18,7 @@ from PIL import Image
 
 from avsearch.errors import MediaError
 from avsearch.media.container import describe, open_media
-from avsearch.media.probe import probe, video_stream
+from avsearch.media.probe import frame_rotation, probe, video_stream
 from avsearch.media.resize import smart_resize
 from avsearch.types import SAMPLE_RATE, Clip, MediaFile
 
@@ -206,7 +206,7 @@ class _State:
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         image = frame.to_image()  # RGB at the coded size
-        rotation = int(round(-(frame.rotation or 0))) % 360 if hasattr(frame, "rotation") else 0
+        rotation = frame_rotation(frame)
         if rotation:
             image = image.rotate(-rotation, expand=True)
         h, w = self.frame_size
@@ -224,8 +224,8 @@ class _State:
         return self._convert.submit(self._to_rgb, frame)
 
     def _target_size(self, frame: av.VideoFrame) -> tuple[int, int]:
-        rotation = int(round(-(frame.rotation or 0))) % 360 if hasattr(frame, "rotation") else 0
-        height, width = (frame.width, frame.height) if rotation in (90, 270) else (frame.height, frame.width)
+        turned = frame_rotation(frame) in (90, 270)
+        height, width = (frame.width, frame.height) if turned else (frame.height, frame.width)
         return smart_resize(height, width, factor=self.options.size_factor,
                             min_pixels=self.options.min_pixels, max_pixels=self.options.max_pixels)
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from avsearch.errors import MediaError
 from avsearch.media.container import describe, open_media
-from avsearch.media.probe import probe, video_stream
+from avsearch.media.encode import AudioSink
+from avsearch.media.probe import frame_rotation, probe, video_stream
 
 
 def extract_frame(path: str | Path, t_s: float, *, max_side: int = 320) -> np.ndarray:
@@ -33,7 +34,7 @@ def extract_frame(path: str | Path, t_s: float, *, max_side: int = 320) -> np.nd
         if chosen is None:
             raise MediaError(f"{path}: no frame at {t_s:.1f} s")
         image = chosen.to_image()
-        rotation = int(round(-(chosen.rotation or 0))) % 360
+        rotation = frame_rotation(chosen)
         if rotation:
             image = image.rotate(-rotation, expand=True)
     image.thumbnail((max_side, max_side), Image.BICUBIC)
@@ -155,14 +156,14 @@ def _reencode(path, start_s: float, end_s: float, out_path: Path, media) -> Path
                 if clip.audio is not None:
                     as_ = out.add_stream("aac" if clip.frames is not None else "flac", rate=opts.sample_rate,
                                          layout="mono")
-                    sink = _AudioSink(out, as_, opts.sample_rate)
+                    sink = AudioSink(out, as_, opts.sample_rate, "mono", step=4096)
             if vs is not None and clip.frames is not None:
                 for img in clip.frames:
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[: vs.height, : vs.width]), format="rgb24")
                     for packet in vs.encode(frame):
                         out.mux(packet)
             if sink is not None and clip.audio is not None:
-                sink.write(clip.audio)
+                sink.write(clip.audio[None, :])
         if vs is not None:
             for packet in vs.encode(None):
                 out.mux(packet)
@@ -170,37 +171,3 @@ def _reencode(path, start_s: float, end_s: float, out_path: Path, media) -> Path
             sink.close()
     tmp.replace(out_path)
     return out_path
-
-
-class _AudioSink:
-    """Feeds mono float samples to an encoder in whole frames (AAC wants exactly frame_size each)."""
-
-    def __init__(self, out, stream, rate: int) -> None:
-        self.out, self.stream, self.rate = out, stream, rate
-        self.fmt = stream.codec_context.format.name
-        self.step = stream.codec_context.frame_size or 4096
-        self.fixed = bool(stream.codec_context.frame_size)
-        self.pending = np.zeros(0, dtype=np.float32)
-        self.at = 0
-
-    def write(self, samples: np.ndarray) -> None:
-        self.pending = np.concatenate([self.pending, samples.astype(np.float32, copy=False)])
-        while len(self.pending) >= self.step:
-            self._encode(self.pending[: self.step])
-            self.pending = self.pending[self.step:]
-
-    def close(self) -> None:
-        if len(self.pending):
-            last = self.pending
-            if self.fixed:
-                last = np.pad(last, (0, self.step - len(last)))
-            self._encode(last)
-        for packet in self.stream.encode(None):
-            self.out.mux(packet)
-
-    def _encode(self, chunk: np.ndarray) -> None:
-        from avsearch.media.encode import audio_frame
-
-        for packet in self.stream.encode(audio_frame(chunk[None, :], self.fmt, "mono", self.rate, self.at)):
-            self.out.mux(packet)
-        self.at += len(chunk)

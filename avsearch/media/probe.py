@@ -87,11 +87,16 @@ def _duration_from_packets(container, stream) -> Optional[float]:
     return None if end is None else end - start
 
 
+def frame_rotation(frame: av.VideoFrame) -> int:
+    """Clockwise degrees to turn this decoded frame to display it upright."""
+    return int(round(-(getattr(frame, "rotation", 0) or 0))) % 360
+
+
 def _rotation(container, video) -> int:
     """Clockwise degrees to turn decoded frames to display them upright."""
     try:
         for frame in container.decode(video):
-            return int(round(-(frame.rotation or 0))) % 360
+            return frame_rotation(frame)
     except av.FFmpegError:
         return 0
     return 0

@@ -162,9 +162,6 @@ class WaveEmbedder:
         return (self.model.audio.encode(list(audio), dtype) if audio else [],
                 self.model.vision.encode(list(video), dtype) if video else [])
 
-    def _media(self, clips: list[Clip], view: View):
-        return self._encode(*self._prepare(clips, view))
-
 
 def _check_streams(clip: Clip, view: View) -> None:
     where = f"clip {clip.path!r} [{clip.start_s:g}, {clip.end_s:g}) s"
