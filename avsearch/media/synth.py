@@ -6,6 +6,7 @@ Each file's picture and sound depend on its seed and tone, so different files em
 from __future__ import annotations
 
 import os
+import struct
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -61,8 +62,6 @@ def write_video(path: str | Path, *, duration_s: float, width: int = 64, height:
             vs.codec_context.gop_size = gop
         if codec == "libx264":
             vs.options = {"preset": "ultrafast", "tune": "zerolatency"}
-        if rotation:
-            vs.metadata["rotate"] = str(rotation)
         as_ = None
         if audio:
             as_ = out.add_stream("aac", rate=sample_rate, layout="stereo" if channels == 2 else "mono")
@@ -81,7 +80,63 @@ def write_video(path: str | Path, *, duration_s: float, width: int = 64, height:
             mono = _tone(int(duration_s * sample_rate), sample_rate, tone_hz, seed, noise=False)
             encode_audio(out, as_, np.repeat(mono[None, :], channels, axis=0), sample_rate,
                          "stereo" if channels == 2 else "mono")
+    if rotation:
+        set_display_rotation(path, rotation)
     return path
+
+
+# The MP4 muxer of the FFmpeg inside PyAV no longer turns a "rotate" tag into a display matrix, and
+# PyAV cannot set stream side data, so a rotated test file gets its matrix written in place: the
+# video track's 'tkhd' box holds a 3x3 matrix (16.16 fixed point; the last column 2.30) that
+# players and FFmpeg's demuxer apply on display. (a, b, c, d, tx, ty) below are the values an MP4
+# muxer writes for a clockwise display rotation of the stored picture.
+def _rotation_matrix(rotation: int, width: int, height: int) -> tuple[int, ...]:
+    a, b, c, d, tx, ty = {90: (0, 1, -1, 0, height, 0), 180: (-1, 0, 0, -1, width, height),
+                          270: (0, -1, 1, 0, 0, width)}[rotation]
+    return (a << 16, b << 16, 0, c << 16, d << 16, 0, tx << 16, ty << 16, 1 << 30)
+
+
+def _boxes(data: bytes, start: int, end: int):
+    """(type, payload start, box end) of the ISO-BMFF boxes in data[start:end]."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[pos + 8 : pos + 16])[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < header:
+            return
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def set_display_rotation(path: str | Path, rotation: int) -> None:
+    """Store a clockwise display rotation (90, 180, 270) in an MP4's video track, in place."""
+    if rotation % 360 not in (90, 180, 270):
+        raise ValueError(f"rotation {rotation}: choose 90, 180 or 270")
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    for kind, moov, moov_end in _boxes(data, 0, len(data)):
+        if kind != b"moov":
+            continue
+        for kind, trak, trak_end in _boxes(data, moov, moov_end):
+            if kind != b"trak":
+                continue
+            inner = {k: (a, b) for k, a, b in _boxes(data, trak, trak_end)}
+            mdia = inner.get(b"mdia")
+            handler = {k: a for k, a, _ in _boxes(data, *mdia)}.get(b"hdlr") if mdia else None
+            if b"tkhd" not in inner or handler is None or data[handler + 8 : handler + 12] != b"vide":
+                continue
+            tkhd = inner[b"tkhd"][0]
+            version = data[tkhd]
+            matrix_at = tkhd + (52 if version == 1 else 40)
+            width, height = (v >> 16 for v in struct.unpack(">II", data[matrix_at + 36 : matrix_at + 44]))
+            struct.pack_into(">9i", data, matrix_at, *_rotation_matrix(rotation % 360, width, height))
+            path.write_bytes(bytes(data))
+            return
+    raise ValueError(f"{path}: no MP4 video track to rotate")
 
 
 def write_audio(path: str | Path, *, duration_s: float, sample_rate: int = 16_000, channels: int = 1,
