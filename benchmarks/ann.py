@@ -466,6 +466,7 @@ def parse_args(argv=None):
     ap.add_argument("--lance-max-iter", type=int, default=20, help="LanceDB k-means max_iterations")
     ap.add_argument("--lance-sample-rate", type=int, default=128, help="LanceDB training sample_rate (points per partition)")
     ap.add_argument("--no-lance", action="store_true", help="skip LanceDB")
+    ap.add_argument("--lance-dims", default="", help="run LanceDB only at these dims (default: all)")
     ap.add_argument("--train-size", type=int, default=0, help="override AnnConfig.train_size (0: the default rule)")
     ap.add_argument("--threads", type=int, default=2, help="faiss OpenMP threads (default 2)")
     ap.add_argument("--flat-single-budget", type=float, default=30.0,
@@ -538,7 +539,7 @@ def main(argv=None):
                 rec["ours"] = {"error": repr(err)}
                 log(traceback.format_exc())
             write_results(out, results, log)
-            if not args.no_lance:
+            if not args.no_lance and (not args.lance_dims or d in _ints(args.lance_dims)):
                 try:
                     rec["lance"] = bench_lance(mm, qsets, truths, args, log)
                 except Exception as err:  # noqa: BLE001

@@ -73,13 +73,13 @@ def main(argv=None) -> int:
     _, truth = exact.search(q, 10)
     for name, use_gpu in (("cpu", False), ("gpu", True)):
         ann.config = replace(ann.config, use_gpu=use_gpu)
-        ann._gpu_index = None
+        ann._gpu_coarse = None
         ann.search(q[:10], 10, fetch_vectors=fetch)  # warm-up (GPU copy made here)
         t0 = time.perf_counter()
         _, found = ann.search(q, 10, fetch_vectors=fetch)
         elapsed = time.perf_counter() - t0
         res[name] = {"recall@10": recall(found, truth), "qps_batched": args.queries / elapsed,
-                     "index_type": describe(ann._search_index())}
+                     "index_type": describe(ann._coarse_index())}
     res["passed"] = "Gpu" in res["gpu"]["index_type"] and abs(res["gpu"]["recall@10"] - res["cpu"]["recall@10"]) < 0.02
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "faiss_gpu_check.json").write_text(json.dumps(res, indent=2) + "\n")
