@@ -8,8 +8,11 @@ sampled at 2 fps and scaled to WAVE's pixel budget (bicubic), audio as 16 kHz mo
   rgb24 raw video; `-ac 1 -ar 16000 -f f32le` audio), writing to /dev/null (cheaper than any real
   consumer, so the baseline is flattered, not handicapped);
 * ``avsearch/<mode>``: `avsearch.media.decode.iter_clips` over 10 s clips with its DecodeOptions,
-  for the modes `all` (decode every frame), `nonref` (skip B-frames nothing refers to: the
-  default) and `keyframes` (keyframes only: the coarse fast path, frames are then the keyframes).
+  for the modes `all` (decode every frame), `nonref` (skip B-frames nothing refers to), `bidir`
+  (skip all B-frames: the default) and `keyframes` (keyframes only: the coarse fast path, frames are then the
+  keyframes);
+  `-sws` variants resize with one swscale pass instead of WAVE's reference PIL path, `-2t` ones
+  convert frames on two helper threads.
 
 Each is run `--repeats` times, alternating, and the best time is kept. The figure is seconds of
 media decoded per wall-clock second.
@@ -107,6 +110,10 @@ def write_h264(path: Path, *, width: int, height: int, seconds: float, fps: int 
 MODES = {
     "all": DecodeOptions(skip_frames="none"),
     "nonref": DecodeOptions(skip_frames="nonref"),
+    "nonref-2t": DecodeOptions(skip_frames="nonref", convert_threads=2),
+    "nonref-sws": DecodeOptions(skip_frames="nonref", resize="swscale"),
+    "bidir": DecodeOptions(skip_frames="bidir"),
+    "bidir-sws": DecodeOptions(skip_frames="bidir", resize="swscale"),
     "keyframes": DecodeOptions(skip_frames="keyframes"),
 }
 
@@ -189,7 +196,7 @@ def index_peak_rss(media_path: Path, work: Path) -> dict:
 
 def render_md(res: dict) -> str:
     lines = ["# Ingest benchmark", "",
-             f"Machine: {res['machine']}. PyAV {res['pyav']}, ffmpeg CLI: {res['ffmpeg_version']}.",
+             f"{res.get('date', '')}. Machine: {res['machine']}. PyAV {res['pyav']}, ffmpeg CLI: {res['ffmpeg_version']}.",
              "Best of {} alternating runs; media seconds decoded per wall-clock second "
              "(frames at 2 fps scaled to the 176,400-pixel budget + 16 kHz mono audio).".format(res["repeats"]), "",
              "| file | ffmpeg CLI | " + " | ".join(f"avsearch {m}" for m in res["modes"]) + " |",
@@ -199,11 +206,17 @@ def render_md(res: dict) -> str:
         cells = [f"{dec[m]['media_s_per_s']:.1f} ({dec[m]['speedup_vs_ffmpeg']:.2f}x)" for m in res["modes"]]
         lines.append(f"| {d['width']}x{d['height']} {d['duration_s']:.0f} s, {d['size_mb']:.0f} MB | "
                      f"{dec['ffmpeg']['media_s_per_s']:.1f} | " + " | ".join(cells) + " |")
-    lines += ["", "Modes: `all` decodes every frame; `nonref` (the default) skips non-reference frames "
+    lines += ["", "Modes: `all` decodes every frame; `nonref` skips non-reference frames "
               "(B-frames), so a 2 fps sample is the nearest decoded I/P frame, at most a few frames from the "
-              "instant; `keyframes` decodes keyframes only (one frame per GOP, here every 250 frames).", ""]
+              "instant; `bidir` (the default) skips every B-frame (I/P only, here 1 frame in ~3.3), falling back to `nonref` "
+              "where I/P frames are sparser than half a sampling slot; "
+              "`keyframes` decodes keyframes only (one frame per GOP, here every 250 frames). "
+              "Frames are resized like WAVE's reference (full-size RGB, then PIL bicubic) unless the mode "
+              "ends in `-sws` (one swscale pass: scale + convert, as the ffmpeg CLI does); `-2t` converts "
+              "on two helper threads instead of one.", ""]
     if res.get("memory"):
         lines += ["## Peak RSS of `avsearch index --model tiny` on one file", "",
+                  f"Measured {res.get('memory_date', res.get('date', ''))}.", "",
                   "| file | duration | peak RSS | wall time | clips |", "|---|---:|---:|---:|---:|"]
         for m in res["memory"]:
             lines.append(f"| {m['file']} | {m['duration_s'] / 60:.0f} min | {m['peak_rss_mib']:.0f} MiB | "
@@ -220,7 +233,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seconds-1080p", type=float, default=30.0)
     p.add_argument("--seconds-480p", type=float, default=60.0)
-    p.add_argument("--modes", default="all,nonref,keyframes")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated, from: " + ", ".join(MODES))
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--long-hours", type=float, default=2.0)
     args = p.parse_args(argv)
@@ -241,11 +254,18 @@ def main(argv=None) -> int:
             log(f"generating {path.name}")
             write_h264(path, width=w, height=h, seconds=s)
     ffmpeg_version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
-    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "pyav": av.__version__,
-           "ffmpeg_version": ffmpeg_version, "repeats": args.repeats, "modes": modes, "decode": [], "memory": []}
+    res = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+           "pyav": av.__version__, "ffmpeg_version": ffmpeg_version, "repeats": args.repeats, "modes": modes,
+           "decode": [], "memory": []}
     for path, *_ in files:
         res["decode"].append(bench_decode(path, args.repeats, modes, log))
+    previous = args.out / "ingest.json"
+    if args.skip_memory and previous.is_file():  # keep the last memory figures, saying when they were taken
+        before = json.loads(previous.read_text())
+        res["memory"] = before.get("memory", [])
+        res["memory_date"] = before.get("memory_date", before.get("date", "2026-11-23"))
     if not args.skip_memory:
+        res["memory_date"] = res["date"]
         for seconds in (300.0, args.long_hours * 3600):
             path = args.work / f"long-{seconds:g}s.mp4"
             if not path.exists():
