@@ -194,7 +194,8 @@ class Index:
     def _decode_options(self):
         from avsearch.media import DecodeOptions
 
-        return DecodeOptions(fps=self._settings.fps, max_pixels=self._settings.max_pixels)
+        return DecodeOptions(fps=self._settings.fps, max_pixels=self._settings.max_pixels,
+                             skip_frames=self._settings.frames)
 
 
 __all__ = ["Index", "resolve_index_path", "DEFAULT_INDEX", "AvsearchError"]

@@ -41,7 +41,10 @@ app.add_typer(model_cmd.app, name="model")
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of raising it.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except AvsearchError as err:
         if state.verbose:
             traceback.print_exc()

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from avsearch.index import Index
 from avsearch.store import IndexSettings
-from avsearch.cli.common import IndexOption, console, err_console, short_path
+from avsearch.cli.common import IndexOption, console, err_console, fail, short_path
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +31,12 @@ def index(
     clip_s: float = typer.Option(10.0, "--clip-seconds", help="Clip length for a NEW index."),
     fps: float = typer.Option(2.0, "--fps", help="Frames sampled per second for a NEW index."),
     views: str = typer.Option("av,video,audio", "--views", help="Views embedded per clip, for a NEW index."),
+    frames: str = typer.Option(
+        "bidir", "--frames",
+        help="Which decoded frames a sample may use, for a NEW index: bidir (I/P frames; fast, a sample "
+             "at most a few frames from its instant), nonref (also referenced B-frames), none (every frame), "
+             "keyframes (one per keyframe interval: a coarse pass several times faster).",
+    ),
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Drop indexed files under PATHS that are gone."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (new/changed/moved/deleted/unchanged); change nothing."),
@@ -45,7 +51,11 @@ def index(
 
     Example:  avsearch index ~/Videos /mnt/archive/tapes --model tiny
     """
-    settings = IndexSettings(clip_s=clip_s, fps=fps, views=tuple(v.strip() for v in views.split(",") if v.strip()))
+    try:
+        settings = IndexSettings(clip_s=clip_s, fps=fps, views=tuple(v.strip() for v in views.split(",") if v.strip()),
+                                 frames=frames)
+    except ValueError as err:
+        raise fail(f"{err} (--frames)", 2) from None
     idx = Index.open(index_dir, model=model, device=device, create=True, settings=settings)
     if dry_run:
         _print_plan(idx.plan(paths, prune=prune, retry_failed=retry_failed), as_json)

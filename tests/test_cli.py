@@ -138,3 +138,24 @@ def test_model_info_and_make_tiny(tmp_path):
     assert info["present"] is True and info["kind"] == "local checkpoint directory"
     info = json.loads(run("model", "info", "--model", "tsinghua-ee/WAVE-7B", "--json", env={"HF_HUB_OFFLINE": "1"}).stdout)
     assert info["kind"] == "Hugging Face hub id"
+
+
+def test_frames_choice_is_kept_by_the_index_and_checked(tmp_path):
+    from avsearch.media.synth import write_video
+    from avsearch.store.meta import IndexSettings
+
+    media = tmp_path / "media"
+    write_video(media / "a.mp4", duration_s=3.0, seed=1)
+    bad = run("index", media, "--index", tmp_path / "bad", "--model", "tiny", "--frames", "often")
+    assert bad.returncode == 2 and "choose one of bidir, nonref, none, keyframes" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+    out = run("index", media, "--index", tmp_path / "idx", "--model", "tiny", "--frames", "keyframes")
+    assert out.returncode == 0, out.stderr
+    meta = json.loads((tmp_path / "idx" / "avsearch.json").read_text())
+    assert meta["settings"]["frames"] == "keyframes"
+    from avsearch import Index
+
+    assert Index.open(tmp_path / "idx")._decode_options().skip_frames == "keyframes"
+    # An index written before the setting existed decoded with "nonref", and keeps doing so.
+    assert IndexSettings.from_dict({"fps": 2.0}).frames == "nonref"
+    assert IndexSettings().frames == "bidir"

@@ -20,7 +20,7 @@ from avsearch.errors import MediaError
 from avsearch.media.container import describe, open_media
 from avsearch.media.probe import frame_rotation, probe, video_stream
 from avsearch.media.resize import smart_resize
-from avsearch.types import SAMPLE_RATE, Clip, MediaFile
+from avsearch.types import FRAME_CHOICES, SAMPLE_RATE, Clip, MediaFile
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class DecodeOptions:
 
 
 _SKIP_FRAME = {"none": "DEFAULT", "nonref": "NONREF", "bidir": "BIDIR", "keyframes": "NONKEY"}  # FFmpeg AVDiscard names
+assert set(_SKIP_FRAME) == set(FRAME_CHOICES) and DecodeOptions.skip_frames == FRAME_CHOICES[0]
 
 
 def sample_times(start_s: float, end_s: float, fps: float, max_frames: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from avsearch.errors import IndexNotFoundError
+from avsearch.types import FRAME_CHOICES
 from avsearch.store.schema import FORMAT_VERSION
 
 META_NAME = "avsearch.json"
@@ -27,10 +28,18 @@ class IndexSettings:
     fps: float = 2.0
     max_pixels: int = 176_400
     views: tuple[str, ...] = ("av", "video", "audio")
+    # Which decoded frames may answer a sample instant (DecodeOptions.skip_frames): "bidir" I/P
+    # frames, "nonref" also referenced B-frames, "none" every frame, "keyframes" one per GOP (the
+    # coarse, several-times-faster pass). Indexes made before this setting existed used "nonref".
+    frames: str = "bidir"
+
+    def __post_init__(self) -> None:
+        if self.frames not in FRAME_CHOICES:
+            raise ValueError(f"frames {self.frames!r}: choose one of {', '.join(FRAME_CHOICES)}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "IndexSettings":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known = {"frames": "nonref"} | {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         if "views" in known:
             known["views"] = tuple(known["views"])
         return cls(**known)
