@@ -146,7 +146,10 @@ class _State:
         self.widest_gap = 0.0  # largest time between two decoded video frames so far
         self.video_ended = not want_video
         self.audio_ended = not want_audio
-        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=options.sample_rate) if want_audio else None
+        # Output in 1 s frames: one array conversion a second instead of one per codec frame (AAC:
+        # 47 a second), ~10% of a 480p file's decode time; the samples are the same.
+        self.resampler = (av.AudioResampler(format="flt", layout="mono", rate=options.sample_rate,
+                                            frame_size=options.sample_rate) if want_audio else None)
         self.audio_start: Optional[float] = None  # media time of self.audio[0]
         self.audio = np.zeros(0, dtype=np.float32)
         self._audio_chunks: list[np.ndarray] = []  # appended cheaply, joined when a clip takes audio
