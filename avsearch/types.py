@@ -13,10 +13,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 SAMPLE_RATE = 16_000
-# Frame-skipping modes of the decoder (avsearch.media.decode.DecodeOptions.skip_frames), the first
-# the default; an index stores its choice (IndexSettings.frames).
-FRAME_CHOICES = ("bidir", "nonref", "none", "keyframes")
 """Every decoded audio payload is mono float32 at this rate (WAVE's Whisper and BEATs both want it)."""
+
+FRAME_CHOICES = ("bidir", "nonref", "none", "keyframes")
+"""Frame-skipping modes of the decoder (DecodeOptions.skip_frames), the first the default; an index
+stores its choice (IndexSettings.frames)."""
 
 
 class View(str, Enum):

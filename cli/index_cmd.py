@@ -12,6 +12,7 @@ from rich.table import Table
 
 from avsearch.index import Index
 from avsearch.store import IndexSettings
+from avsearch.types import FRAME_CHOICES
 from avsearch.cli.common import IndexOption, console, err_console, fail, short_path
 
 
@@ -32,7 +33,7 @@ def index(
     fps: float = typer.Option(2.0, "--fps", help="Frames sampled per second for a NEW index."),
     views: str = typer.Option("av,video,audio", "--views", help="Views embedded per clip, for a NEW index."),
     frames: str = typer.Option(
-        "bidir", "--frames",
+        FRAME_CHOICES[0], "--frames",
         help="Which decoded frames a sample may use, for a NEW index: bidir (I/P frames; fast, a sample "
              "at most a few frames from its instant), nonref (also referenced B-frames), none (every frame), "
              "keyframes (one per keyframe interval: a coarse pass several times faster).",

@@ -12,7 +12,7 @@ from PIL import Image
 from avsearch.errors import MediaError
 from avsearch.media.container import describe, open_media
 from avsearch.media.encode import AudioSink
-from avsearch.media.probe import frame_rotation, probe, video_stream
+from avsearch.media.probe import probe, upright_image, video_stream
 
 
 def extract_frame(path: str | Path, t_s: float, *, max_side: int = 320) -> np.ndarray:
@@ -33,10 +33,7 @@ def extract_frame(path: str | Path, t_s: float, *, max_side: int = 320) -> np.nd
                 raise MediaError(f"{path}: cannot decode a frame at {t_s:.1f} s ({describe(err)})") from None
         if chosen is None:
             raise MediaError(f"{path}: no frame at {t_s:.1f} s")
-        image = Image.fromarray(chosen.to_ndarray(format="rgb24"))  # = to_image(), 25x faster
-        rotation = frame_rotation(chosen)
-        if rotation:
-            image = image.rotate(-rotation, expand=True)
+        image = upright_image(chosen)
     image.thumbnail((max_side, max_side), Image.BICUBIC)
     return np.asarray(image)
 

@@ -31,7 +31,7 @@ class IndexSettings:
     # Which decoded frames may answer a sample instant (DecodeOptions.skip_frames): "bidir" I/P
     # frames, "nonref" also referenced B-frames, "none" every frame, "keyframes" one per GOP (the
     # coarse, several-times-faster pass). Indexes made before this setting existed used "nonref".
-    frames: str = "bidir"
+    frames: str = FRAME_CHOICES[0]
 
     def __post_init__(self) -> None:
         if self.frames not in FRAME_CHOICES:
