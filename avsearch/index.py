@@ -195,7 +195,7 @@ class Index:
         from avsearch.media import DecodeOptions
 
         return DecodeOptions(fps=self._settings.fps, max_pixels=self._settings.max_pixels,
-                             skip_frames=self._settings.frames)
+                             skip_frames=self._settings.frames, resize=self._settings.resize)
 
 
 __all__ = ["Index", "resolve_index_path", "DEFAULT_INDEX", "AvsearchError"]

@@ -19,6 +19,12 @@ FRAME_CHOICES = ("bidir", "nonref", "none", "keyframes")
 """Frame-skipping modes of the decoder (DecodeOptions.skip_frames), the first the default; an index
 stores its choice (IndexSettings.frames)."""
 
+RESIZE_CHOICES = ("torch", "pil", "swscale")
+"""How sampled frames are resized to the model's size (DecodeOptions.resize), the first the default:
+"torch" PIL's bicubic through torch's SIMD kernel (at most one level of 255 from "pil" on a few
+pixels), "pil" WAVE's reference path exactly, "swscale" FFmpeg's bicubic (fastest, further off);
+an index stores its choice (IndexSettings.resize)."""
+
 
 class View(str, Enum):
     """Which part of a clip an embedding sees."""

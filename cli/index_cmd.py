@@ -12,7 +12,7 @@ from rich.table import Table
 
 from avsearch.index import Index
 from avsearch.store import IndexSettings
-from avsearch.types import FRAME_CHOICES
+from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES
 from avsearch.cli.common import IndexOption, console, err_console, fail, short_path
 
 
@@ -38,6 +38,12 @@ def index(
              "at most a few frames from its instant), nonref (also referenced B-frames), none (every frame), "
              "keyframes (one per keyframe interval: a coarse pass several times faster).",
     ),
+    resize: str = typer.Option(
+        RESIZE_CHOICES[0], "--resize",
+        help="How frames are scaled to the model's size, for a NEW index: torch (PIL's bicubic through "
+             "torch's fast kernel, at most 1 level of 255 off on a few pixels), pil (WAVE's reference "
+             "preprocessing, bit for bit; slower), swscale (FFmpeg's bicubic: fastest, visibly different pixels).",
+    ),
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Drop indexed files under PATHS that are gone."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (new/changed/moved/deleted/unchanged); change nothing."),
@@ -54,9 +60,9 @@ def index(
     """
     try:
         settings = IndexSettings(clip_s=clip_s, fps=fps, views=tuple(v.strip() for v in views.split(",") if v.strip()),
-                                 frames=frames)
+                                 frames=frames, resize=resize)
     except ValueError as err:
-        raise fail(f"{err} (--frames)", 2) from None
+        raise fail(f"--{err}", 2) from None
     idx = Index.open(index_dir, model=model, device=device, create=True, settings=settings)
     if dry_run:
         _print_plan(idx.plan(paths, prune=prune, retry_failed=retry_failed), as_json)

@@ -140,22 +140,28 @@ def test_model_info_and_make_tiny(tmp_path):
     assert info["kind"] == "Hugging Face hub id"
 
 
-def test_frames_choice_is_kept_by_the_index_and_checked(tmp_path):
+def test_frames_and_resize_choices_are_kept_by_the_index_and_checked(tmp_path):
     from avsearch.media.synth import write_video
     from avsearch.store.meta import IndexSettings
 
     media = tmp_path / "media"
     write_video(media / "a.mp4", duration_s=3.0, seed=1)
     bad = run("index", media, "--index", tmp_path / "bad", "--model", "tiny", "--frames", "often")
-    assert bad.returncode == 2 and "choose one of bidir, nonref, none, keyframes" in bad.stderr
+    assert bad.returncode == 2 and "--frames 'often': choose one of bidir, nonref, none, keyframes" in bad.stderr
+    bad = run("index", media, "--index", tmp_path / "bad", "--model", "tiny", "--resize", "lanczos")
+    assert bad.returncode == 2 and "--resize 'lanczos': choose one of torch, pil, swscale" in bad.stderr
     assert not (tmp_path / "bad").exists()
-    out = run("index", media, "--index", tmp_path / "idx", "--model", "tiny", "--frames", "keyframes")
+    out = run("index", media, "--index", tmp_path / "idx", "--model", "tiny", "--frames", "keyframes",
+              "--resize", "pil")
     assert out.returncode == 0, out.stderr
     meta = json.loads((tmp_path / "idx" / "avsearch.json").read_text())
-    assert meta["settings"]["frames"] == "keyframes"
+    assert meta["settings"]["frames"] == "keyframes" and meta["settings"]["resize"] == "pil"
     from avsearch import Index
 
-    assert Index.open(tmp_path / "idx")._decode_options().skip_frames == "keyframes"
-    # An index written before the setting existed decoded with "nonref", and keeps doing so.
-    assert IndexSettings.from_dict({"fps": 2.0}).frames == "nonref"
-    assert IndexSettings().frames == "bidir"
+    options = Index.open(tmp_path / "idx")._decode_options()
+    assert (options.skip_frames, options.resize) == ("keyframes", "pil")
+    # An index written before these settings existed decoded with "nonref" frames resized by PIL,
+    # and keeps doing so; a new one defaults to I/P frames resized through torch.
+    old = IndexSettings.from_dict({"fps": 2.0})
+    assert (old.frames, old.resize) == ("nonref", "pil")
+    assert (IndexSettings().frames, IndexSettings().resize) == ("bidir", "torch")

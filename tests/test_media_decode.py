@@ -1,4 +1,4 @@
-"""Decode options of the media layer (issue #4, item 5): frame skipping, the two resize paths and
+"""Decode options of the media layer (issue #4, item 5): frame skipping, the resize paths and
 converting a decoded frame once however many sample instants it answers."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_swscale_resize_gives_the_reference_size_and_nearly_the_reference_pixels
 
 
 def test_unknown_decode_options_are_refused():
-    with pytest.raises(ValueError, match="choose pil or swscale"):
+    with pytest.raises(ValueError, match="choose one of torch, pil, swscale"):
         DecodeOptions(resize="nearest")
     with pytest.raises(ValueError, match="skip_frames"):
         DecodeOptions(skip_frames="some")
@@ -65,17 +65,23 @@ def test_every_skip_mode_fills_every_sample_instant(wide, skip):
     assert distinct == 1 if skip == "keyframes" else distinct > 1
 
 
-def _with_b_frames(path, fps: int, seconds: float):
-    """H.264 with x264's default B-frames (synth's test files have none)."""
+def _with_b_frames(path, fps: int, seconds: float, *, fixed: bool = False):
+    """H.264 with x264's B-frames (synth's test files have none): adaptive runs on a picture that
+    changes everywhere, or (fixed) strict IBBBP runs on a still picture with one moving block."""
     import av
 
+    options = {"preset": "veryfast", "bframes": "3"} | ({"x264-params": "b-adapt=0"} if fixed else {})
     with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "bframes": "3"})
+        vs = out.add_stream("libx264", rate=fps, options=options)
         vs.width, vs.height, vs.pix_fmt = 112, 84, "yuv420p"
         rng = np.random.default_rng(0)
         for i in range(int(fps * seconds)):
-            img = np.full((84, 112, 3), (i * 7) % 256, np.uint8)
-            img[:, (i * 3) % 112] = rng.integers(0, 255, 3)
+            if fixed:
+                img = np.full((84, 112, 3), 100, np.uint8)
+                img[10:20, (i * 3) % 100: (i * 3) % 100 + 10] = 250
+            else:
+                img = np.full((84, 112, 3), (i * 7) % 256, np.uint8)
+                img[:, (i * 3) % 112] = rng.integers(0, 255, 3)
             for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(packet)
         for packet in vs.encode(None):
@@ -83,10 +89,14 @@ def _with_b_frames(path, fps: int, seconds: float):
     return path
 
 
-def test_skipping_b_frames_falls_back_when_decoded_frames_get_too_sparse(tmp_path):
+@pytest.mark.parametrize("fixed", [False, True], ids=["adaptive-b", "fixed-ibbbp"])
+def test_skipping_b_frames_falls_back_when_decoded_frames_get_too_sparse(tmp_path, fixed):
     # 4 fps with B-frames: I/P frames alone are ~1 s apart, wider than half a 2 fps slot, so
     # "bidir" must switch to "nonref" after the first gap and from then on give nonref's frames.
-    path = _with_b_frames(tmp_path / "lowfps.mp4", fps=4, seconds=6.0)
+    # The switch takes effect at once only without frame threads (which have packets in flight
+    # under the old setting): with thread_type "AUTO" the fixed-IBBBP file's first sample after
+    # the switch still came from an I/P frame. bidir's default threading is slice threading.
+    path = _with_b_frames(tmp_path / "lowfps.mp4", fps=4, seconds=6.0, fixed=fixed)
     ranges = [(0.0, 2.0), (2.0, 6.0)]
     from avsearch.media.decode import iter_clips
 

@@ -14,13 +14,13 @@ from typing import Iterator, Optional, Sequence
 
 import av
 import numpy as np
-from PIL import Image
 
 from avsearch.errors import MediaError
 from avsearch.media.container import describe, open_media
-from avsearch.media.probe import frame_rotation, probe, upright_image, video_stream
+from avsearch.media.probe import frame_rotation, probe, video_stream
 from avsearch.media.resize import smart_resize
-from avsearch.types import FRAME_CHOICES, SAMPLE_RATE, Clip, MediaFile
+from avsearch.resample import RESAMPLERS, keep_resizing_on_this_thread
+from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, SAMPLE_RATE, Clip, MediaFile
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,9 @@ class DecodeOptions:
     sample_rate: int = SAMPLE_RATE
     max_frames: int = 128  # per clip (WAVE's cap)
     threads: int = 0  # decoder threads; 0 = FFmpeg's choice
-    thread_type: str = "AUTO"  # frame+slice threading: ~1.5x slice-only on 2 cores
+    # FFmpeg threading, None = chosen from skip_frames (decoder_threading): frame threading when
+    # every frame or most are decoded, slice threading when only I/P frames or keyframes are.
+    thread_type: Optional[str] = None
     # Frames the decoder may skip: "nonref" skips frames nothing refers to (most B-frames), so a
     # 2 fps sample is the nearest decoded frame, a frame or two from its instant; "bidir" skips
     # every B-frame (I/P frames only: ~1 in 3 for x264's defaults, ~100 ms apart at 30 fps) and falls
@@ -40,23 +42,38 @@ class DecodeOptions:
     # slot apart; "keyframes" decodes keyframes only (the coarse fast path: one frame per GOP);
     # "none" decodes all.
     skip_frames: str = FRAME_CHOICES[0]
-    # How sampled frames reach the model's size: "pil" converts to RGB at full size, then PIL
-    # bicubic (antialiased), as WAVE's reference preprocessing does; "swscale" scales and converts
-    # in one FFmpeg pass (bicubic too, the ffmpeg CLI's way): much cheaper for large frames, but
-    # its pixels differ from the reference's on fine texture (mean 9-15 levels of 255 on the
-    # ingest benchmark's files), so it is not the default.
-    resize: str = "pil"
-    convert_threads: int = 1  # helper threads converting sampled frames while decoding goes on
+    # How sampled frames reach the model's size (RESIZE_CHOICES). All three are bicubic.
+    # "torch": full-size RGB, then PIL's antialiased bicubic through torch's SIMD uint8 kernel
+    # (avsearch.resample.bicubic_torch: at most 2 levels of 255 from "pil", on < 1% of pixels; 5-7x
+    # faster). "pil": full-size RGB, then PIL itself, exactly WAVE's reference preprocessing.
+    # "swscale": scale and convert in one FFmpeg pass (the ffmpeg CLI's way): cheapest, but its
+    # pixels differ from the reference's on fine texture (mean 9-15 levels on the ingest
+    # benchmark's files).
+    resize: str = RESIZE_CHOICES[0]
 
     def __post_init__(self) -> None:
         if self.skip_frames not in _SKIP_FRAME:
             raise ValueError(f"skip_frames {self.skip_frames!r}: choose one of {', '.join(_SKIP_FRAME)}")
-        if self.resize not in ("pil", "swscale"):
-            raise ValueError(f"resize {self.resize!r}: choose pil or swscale")
+        if self.resize not in RESIZE_CHOICES:
+            raise ValueError(f"resize {self.resize!r}: choose one of {', '.join(RESIZE_CHOICES)}")
 
 
 _SKIP_FRAME = {"none": "DEFAULT", "nonref": "NONREF", "bidir": "BIDIR", "keyframes": "NONKEY"}  # FFmpeg AVDiscard names
 assert set(_SKIP_FRAME) == set(FRAME_CHOICES)
+
+
+def decoder_threading(options: DecodeOptions) -> str:
+    """FFmpeg thread type for these options (ingest benchmark, 2 cores, H.264 30 fps).
+
+    Decoding every frame, frame threading beats slice threading by ~1.4x on 1-slice-per-frame
+    files (480p: 1.42 vs 1.97 s). Decoding only I/P frames, the decoded frames are one chain of
+    references that frame threads cannot overlap, and the frame threads' per-packet hand-offs
+    cost more than they give: slice threading was as fast or faster (480p 1-slice 0.75 vs 1.08 s,
+    1080p 2-slice 0.64 vs 0.95 s) and leaves the other core to frame conversion and audio.
+    """
+    if options.thread_type:
+        return options.thread_type
+    return "SLICE" if options.skip_frames in ("bidir", "keyframes") else "AUTO"
 
 
 def sample_times(start_s: float, end_s: float, fps: float, max_frames: int) -> np.ndarray:
@@ -90,7 +107,7 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
         if vstream is None and astream is None:
             raise MediaError(f"{path}: none of the requested streams (video={video}, audio={audio}) exist")
         if vstream is not None:
-            vstream.thread_type = options.thread_type
+            vstream.thread_type = decoder_threading(options)
             vstream.codec_context.skip_frame = _SKIP_FRAME[options.skip_frames]
             if options.threads:
                 vstream.thread_count = options.threads
@@ -123,10 +140,12 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
             state.close()
 
 
-def _converter(threads: int):
+def _converter(options: DecodeOptions):
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(max(1, threads), thread_name_prefix="frame-convert")
+    setup = keep_resizing_on_this_thread if options.resize == "torch" else None
+    # One helper: a second one measured no faster on 2 cores (the decoder's threads use them).
+    return ThreadPoolExecutor(1, thread_name_prefix="frame-convert", initializer=setup)
 
 
 class _State:
@@ -156,9 +175,10 @@ class _State:
         self._chunked = 0
         self.frame_size: Optional[tuple[int, int]] = None
         self.out: list[Clip] = []
-        # Sampled frames are converted (RGB + PIL bicubic resize, ~6 ms at 480p) on a helper
-        # thread while this one keeps decoding; both release the GIL for their C work.
-        self._convert = _converter(options.convert_threads) if want_video else None
+        # Sampled frames are converted (full-size RGB + bicubic resize: ~3 ms at 480p with torch's
+        # kernel, ~12 ms with PIL's) on a helper thread while this one keeps decoding; both
+        # release the GIL for their C work.
+        self._convert = _converter(options) if want_video else None
         self._submitted: Optional[tuple[av.VideoFrame, object]] = None  # last frame sent, its future
 
     # -- inputs ----------------------------------------------------------------------------
@@ -237,10 +257,11 @@ class _State:
             sw, sh = (h, w) if rotation in (90, 270) else (w, h)  # scale before turning upright
             rgb = frame.to_ndarray(width=sw, height=sh, format="rgb24", interpolation="BICUBIC")
             return np.ascontiguousarray(np.rot90(rgb, -(rotation // 90))) if rotation else rgb
-        image = upright_image(frame)
-        if (image.height, image.width) != (h, w):
-            image = image.resize((w, h), Image.BICUBIC)  # the reference's PIL bicubic path
-        return np.asarray(image, dtype=np.uint8)
+        rgb = frame.to_ndarray(format="rgb24")
+        rotation = frame_rotation(frame)
+        if rotation:
+            rgb = np.rot90(rgb, -(rotation // 90))  # upright first, then resize, as the reference
+        return rgb if rgb.shape[:2] == (h, w) else RESAMPLERS[self.options.resize](rgb, h, w)
 
     def close(self) -> None:
         if self._convert is not None:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from avsearch.errors import IndexNotFoundError
-from avsearch.types import FRAME_CHOICES
+from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES
 from avsearch.store.schema import FORMAT_VERSION
 
 META_NAME = "avsearch.json"
@@ -32,14 +32,19 @@ class IndexSettings:
     # frames, "nonref" also referenced B-frames, "none" every frame, "keyframes" one per GOP (the
     # coarse, several-times-faster pass). Indexes made before this setting existed used "nonref".
     frames: str = FRAME_CHOICES[0]
+    # How sampled frames are resized (DecodeOptions.resize): "torch" PIL's bicubic through torch's
+    # kernel, "pil" WAVE's reference exactly, "swscale" FFmpeg's. Older indexes used "pil".
+    resize: str = RESIZE_CHOICES[0]
 
     def __post_init__(self) -> None:
         if self.frames not in FRAME_CHOICES:
             raise ValueError(f"frames {self.frames!r}: choose one of {', '.join(FRAME_CHOICES)}")
+        if self.resize not in RESIZE_CHOICES:
+            raise ValueError(f"resize {self.resize!r}: choose one of {', '.join(RESIZE_CHOICES)}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "IndexSettings":
-        known = {"frames": "nonref"} | {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known = {"frames": "nonref", "resize": "pil"} | {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         if "views" in known:
             known["views"] = tuple(known["views"])
         return cls(**known)

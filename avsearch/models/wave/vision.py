@@ -13,11 +13,11 @@ from typing import Optional
 
 import numpy as np
 import torch
-from PIL import Image
 
 from avsearch.models.wave.layout import (
     MERGE_SIZE, PATCH_SIZE, TEMPORAL_PATCH_SIZE, VideoGrid, plan_video, select_frames, smart_resize,
 )
+from avsearch.resample import bicubic_pil
 
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
@@ -41,7 +41,7 @@ def check_frames(frames: np.ndarray) -> np.ndarray:
 def normalize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     """(H, W, 3) uint8 -> (3, height, width) float32: PIL bicubic, /255, CLIP mean/std."""
     if frame.shape[:2] != (height, width):
-        frame = np.asarray(Image.fromarray(frame).resize((width, height), resample=Image.BICUBIC))
+        frame = bicubic_pil(frame, height, width)
     # transformers' rescale multiplies in float64 and casts to float32; normalize is float32
     pixels = (frame.astype(np.float64) * (1 / 255)).astype(np.float32)
     pixels = (pixels - CLIP_MEAN) / CLIP_STD
