@@ -1,18 +1,20 @@
 """Ingest benchmark: decode throughput of the media layer vs the ffmpeg CLI, and peak RSS of indexing.
 
 Part 1, decode: generated H.264 files (1080p and 480p, 30 fps, x264 defaults: B-frames, keyframe
-every 250 frames, textured moving content) are decoded the way the indexer needs them -- frames
-sampled at 2 fps and scaled to WAVE's pixel budget (bicubic), audio as 16 kHz mono float32 -- by
+every 250 frames, textured moving content; each with 1 slice per frame, as the ffmpeg CLI's x264
+writes by default, and with 4, as slice-threaded encoders and much broadcast material do) are
+decoded the way the indexer needs them -- frames sampled at 2 fps and scaled to WAVE's pixel budget
+(bicubic), audio as 16 kHz mono float32 -- by
 
 * ``ffmpeg``: the ffmpeg command-line tool doing the same sampling (`fps=2,scale=W:H:flags=bicubic`,
   rgb24 raw video; `-ac 1 -ar 16000 -f f32le` audio), writing to /dev/null (cheaper than any real
   consumer, so the baseline is flattered, not handicapped);
 * ``avsearch/<mode>``: `avsearch.media.decode.iter_clips` over 10 s clips with its DecodeOptions,
   for the modes `all` (decode every frame), `nonref` (skip B-frames nothing refers to), `bidir`
-  (skip all B-frames: the default) and `keyframes` (keyframes only: the coarse fast path, frames are then the
-  keyframes);
-  `-sws` variants resize with one swscale pass instead of WAVE's reference PIL path, `-2t` ones
-  convert frames on two helper threads.
+  (skip all B-frames: the default, with everything else at its default too) and `keyframes`
+  (keyframes only: the coarse fast path, frames are then the keyframes); `bidir-pil` resizes with
+  PIL itself (WAVE's reference) instead of torch's kernel, `bidir-sws` with one swscale pass,
+  `bidir-framethreads` decodes with frame threading instead of slice threading.
 
 Each is run `--repeats` times, alternating, and the best time is kept. The figure is seconds of
 media decoded per wall-clock second.
@@ -23,6 +25,7 @@ decode means the 2-hour figure should equal the 5-minute one, not be 24 times it
 
     python benchmarks/ingest.py                 # both parts, results in benchmarks/results/
     python benchmarks/ingest.py --skip-memory   # decode part only
+    python benchmarks/ingest.py --skip-decode   # memory part only
 """
 
 from __future__ import annotations
@@ -67,13 +70,18 @@ def _texture(height: int, width: int, seed: int) -> np.ndarray:
 
 
 def write_h264(path: Path, *, width: int, height: int, seconds: float, fps: int = 30, audio: bool = True,
-               preset: str = "veryfast", seed: int = 0) -> Path:
-    """H.264 (x264 defaults but the preset) + AAC 48 kHz stereo, textured content moving every frame."""
+               preset: str = "veryfast", slices: int = 1, seed: int = 0) -> Path:
+    """H.264 (x264 defaults but the preset and slice count) + AAC 48 kHz stereo, textured content
+    moving every frame. One slice per frame is what the ffmpeg CLI's x264 writes by default
+    (frame-threaded encoding); several, what slice-threaded encoders, many cameras and broadcast
+    write: the count decides what slice threading can do when decoding."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tex = _texture(height, width, seed)
     n_frames = int(round(seconds * fps))
     with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=fps, options={"preset": preset, "crf": "23"})
+        v = out.add_stream("libx264", rate=fps, options={"preset": preset, "crf": "23",
+                                                          "x264-params": f"slices={slices}"})
+        v.thread_type = "FRAME"  # PyAV's default (slice threads) would make one slice per thread
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         a = None
         if audio:
@@ -110,12 +118,13 @@ def write_h264(path: Path, *, width: int, height: int, seconds: float, fps: int 
 MODES = {
     "all": DecodeOptions(skip_frames="none"),
     "nonref": DecodeOptions(skip_frames="nonref"),
-    "nonref-2t": DecodeOptions(skip_frames="nonref", convert_threads=2),
-    "nonref-sws": DecodeOptions(skip_frames="nonref", resize="swscale"),
-    "bidir": DecodeOptions(skip_frames="bidir"),
+    "bidir-pil": DecodeOptions(skip_frames="bidir", resize="pil"),
+    "bidir-framethreads": DecodeOptions(skip_frames="bidir", thread_type="AUTO"),
+    "bidir": DecodeOptions(),
     "bidir-sws": DecodeOptions(skip_frames="bidir", resize="swscale"),
     "keyframes": DecodeOptions(skip_frames="keyframes"),
 }
+assert MODES["bidir"].skip_frames == "bidir" and MODES["bidir"].resize == "torch"  # the default is what runs
 
 
 def decode_avsearch(path: Path, options: DecodeOptions) -> dict:
@@ -204,16 +213,19 @@ def render_md(res: dict) -> str:
     for d in res["decode"]:
         dec = d["decoders"]
         cells = [f"{dec[m]['media_s_per_s']:.1f} ({dec[m]['speedup_vs_ffmpeg']:.2f}x)" for m in res["modes"]]
-        lines.append(f"| {d['width']}x{d['height']} {d['duration_s']:.0f} s, {d['size_mb']:.0f} MB | "
+        lines.append(f"| {d['width']}x{d['height']} {d['duration_s']:.0f} s, {d.get('slices', '?')} slice(s), "
+                     f"{d['size_mb']:.0f} MB | "
                      f"{dec['ffmpeg']['media_s_per_s']:.1f} | " + " | ".join(cells) + " |")
     lines += ["", "Modes: `all` decodes every frame; `nonref` skips non-reference frames "
-              "(B-frames), so a 2 fps sample is the nearest decoded I/P frame, at most a few frames from the "
-              "instant; `bidir` (the default) skips every B-frame (I/P only, here 1 frame in ~3.3), falling back to `nonref` "
+              "(B-frames), so a 2 fps sample is the nearest decoded frame, at most a few frames from the "
+              "instant; `bidir` (the default) skips every B-frame (I/P only), falling back to `nonref` "
               "where I/P frames are sparser than half a sampling slot; "
               "`keyframes` decodes keyframes only (one frame per GOP, here every 250 frames). "
-              "Frames are resized like WAVE's reference (full-size RGB, then PIL bicubic) unless the mode "
-              "ends in `-sws` (one swscale pass: scale + convert, as the ffmpeg CLI does); `-2t` converts "
-              "on two helper threads instead of one.", ""]
+              "Frames are converted to RGB at full size and resized with PIL's bicubic through torch's kernel "
+              "(the default, `resize=\"torch\"`), except: `-pil` resizes with PIL itself (WAVE's reference, bit "
+              "for bit), `-sws` scales and converts in one swscale pass (as the ffmpeg CLI does). Threading is "
+              "FFmpeg's frame threading for `all` and `nonref`, slice threading for `bidir` and `keyframes`; "
+              "`-framethreads` is `bidir` with frame threading.", ""]
     if res.get("memory"):
         lines += ["## Peak RSS of `avsearch index --model tiny` on one file", "",
                   f"Measured {res.get('memory_date', res.get('date', ''))}.", "",
@@ -235,6 +247,7 @@ def main(argv=None) -> int:
     p.add_argument("--seconds-480p", type=float, default=60.0)
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated, from: " + ", ".join(MODES))
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-decode", action="store_true", help="memory part only; keeps the last decode figures")
     p.add_argument("--long-hours", type=float, default=2.0)
     args = p.parse_args(argv)
     if shutil.which("ffmpeg") is None:
@@ -247,25 +260,29 @@ def main(argv=None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
 
-    files = [(args.work / f"h264-1080p-{args.seconds_1080p:g}s.mp4", 1920, 1080, args.seconds_1080p),
-             (args.work / f"h264-480p-{args.seconds_480p:g}s.mp4", 854, 480, args.seconds_480p)]
-    for path, w, h, s in files:
+    files = [(args.work / f"h264-{h}p-{s:g}s-{n}slice.mp4", w, h, s, n)
+             for w, h, s in ((1920, 1080, args.seconds_1080p), (854, 480, args.seconds_480p)) for n in (1, 4)]
+    for path, w, h, s, n in ([] if args.skip_decode else files):
         if not path.exists():
             log(f"generating {path.name}")
-            write_h264(path, width=w, height=h, seconds=s)
+            write_h264(path, width=w, height=h, seconds=s, slices=n)
     ffmpeg_version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
     res = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
            "pyav": av.__version__, "ffmpeg_version": ffmpeg_version, "repeats": args.repeats, "modes": modes,
            "decode": [], "memory": []}
-    for path, *_ in files:
-        res["decode"].append(bench_decode(path, args.repeats, modes, log))
     previous = args.out / "ingest.json"
+    if args.skip_decode and previous.is_file():
+        before = json.loads(previous.read_text())
+        res |= {k: before[k] for k in ("date", "repeats", "modes", "decode")}
+        files = []
+    for path, *_, slices in files:
+        res["decode"].append(bench_decode(path, args.repeats, modes, log) | {"slices": slices})
     if args.skip_memory and previous.is_file():  # keep the last memory figures, saying when they were taken
         before = json.loads(previous.read_text())
         res["memory"] = before.get("memory", [])
         res["memory_date"] = before.get("memory_date", before.get("date", "2026-11-23"))
     if not args.skip_memory:
-        res["memory_date"] = res["date"]
+        res["memory_date"] = time.strftime("%Y-%m-%d")
         for seconds in (300.0, args.long_hours * 3600):
             path = args.work / f"long-{seconds:g}s.mp4"
             if not path.exists():
