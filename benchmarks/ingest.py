@@ -14,7 +14,9 @@ decoded the way the indexer needs them -- frames sampled at 2 fps and scaled to 
   (skip all B-frames: the default, with everything else at its default too) and `keyframes`
   (keyframes only: the coarse fast path, frames are then the keyframes); `bidir-pil` resizes with
   PIL itself (WAVE's reference) instead of torch's kernel, `bidir-sws` with one swscale pass,
-  `bidir-framethreads` decodes with frame threading instead of slice threading.
+  `bidir-framethreads` decodes with frame threading instead of slice threading; `bidir-2seg` is the
+  default options decoded by `iter_clips_parallel` with two segment decoders (30 s segments), as
+  the indexer decodes a file indexed on its own.
 
 Each is run `--repeats` times, alternating, and the best time is kept. The figure is seconds of
 media decoded per wall-clock second.
@@ -51,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 
 from avsearch.media.decode import DecodeOptions, iter_clips  # noqa: E402
+from avsearch.media.parallel import iter_clips_parallel  # noqa: E402
 from avsearch.media.probe import probe  # noqa: E402
 from avsearch.media.resize import smart_resize  # noqa: E402
 from avsearch.media.segment import plan_clips  # noqa: E402
@@ -123,15 +126,19 @@ MODES = {
     "bidir": DecodeOptions(),
     "bidir-sws": DecodeOptions(skip_frames="bidir", resize="swscale"),
     "keyframes": DecodeOptions(skip_frames="keyframes"),
+    "bidir-2seg": DecodeOptions(),  # decoded by iter_clips_parallel: two segment decoders
 }
+SEGMENT_WORKERS = {"bidir-2seg": 2}
 assert MODES["bidir"].skip_frames == "bidir" and MODES["bidir"].resize == "torch"  # the default is what runs
 
 
-def decode_avsearch(path: Path, options: DecodeOptions) -> dict:
+def decode_avsearch(path: Path, mode: str) -> dict:
     media = probe(path)
     ranges = plan_clips(media.duration_s, clip_s=10.0, min_last_s=1.0)
     frames = samples = 0
-    for clip in iter_clips(path, ranges, options, media=media):
+    clips = (iter_clips_parallel(path, ranges, MODES[mode], workers=SEGMENT_WORKERS[mode], media=media)
+             if mode in SEGMENT_WORKERS else iter_clips(path, ranges, MODES[mode], media=media))
+    for clip in clips:
         frames += 0 if clip.frames is None else len(clip.frames)
         samples += 0 if clip.audio is None else len(clip.audio)
     return {"frames": frames, "audio_samples": samples}
@@ -154,7 +161,7 @@ def bench_decode(path: Path, repeats: int, modes: list[str], log) -> dict:
     for _ in range(repeats):
         for name in runs:
             t0 = time.perf_counter()
-            facts[name] = decode_ffmpeg(path, w, h) if name == "ffmpeg" else decode_avsearch(path, MODES[name])
+            facts[name] = decode_ffmpeg(path, w, h) if name == "ffmpeg" else decode_avsearch(path, name)
             runs[name].append(time.perf_counter() - t0)
     out = {"file": path.name, "width": media.width, "height": media.height, "duration_s": media.duration_s,
            "fps": media.fps, "scaled_to": [h, w], "size_mb": path.stat().st_size / 1e6, "decoders": {}}
@@ -225,7 +232,9 @@ def render_md(res: dict) -> str:
               "(the default, `resize=\"torch\"`), except: `-pil` resizes with PIL itself (WAVE's reference, bit "
               "for bit), `-sws` scales and converts in one swscale pass (as the ffmpeg CLI does). Threading is "
               "FFmpeg's frame threading for `all` and `nonref`, slice threading for `bidir` and `keyframes`; "
-              "`-framethreads` is `bidir` with frame threading.", ""]
+              "`-framethreads` is `bidir` with frame threading; `bidir-2seg` decodes two 30 s segments at once "
+              "(`iter_clips_parallel`, what the indexer does for a file indexed on its own).", ""]
+    lines += ["What the runs mean, with the figures of every run of the day: `ingest-reading.md` (written by hand).", ""]
     if res.get("memory"):
         lines += ["## Peak RSS of `avsearch index --model tiny` on one file", "",
                   f"Measured {res.get('memory_date', res.get('date', ''))}.", "",

@@ -1,7 +1,8 @@
 """Decode → batch → embed → commit, with bounded memory.
 
-Decode workers (threads: PyAV and PIL release the GIL) stream clips of different files into one
-bounded queue, so the embedder always has work while files are being read. The main thread keeps
+Decode workers (threads: PyAV, PIL and torch's resize kernel release the GIL) stream clips of
+different files into one bounded queue, so the embedder always has work while files are being
+read; a file indexed on its own is decoded by all of them at once, in segments. The main thread keeps
 a pending batch per view and embeds it once its token budget is full. A file is committed (its
 clips with its `files` row) as soon as every clip of it has every vector it needs; commits are
 grouped a few files at a time to keep LanceDB's version count down.
@@ -19,7 +20,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from avsearch.errors import AvsearchError, MediaError
-from avsearch.media import DecodeOptions, iter_clips, plan_clips
+from avsearch.media import DecodeOptions, iter_clips_parallel, plan_clips
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.types import Clip, MediaFile, View
@@ -108,8 +109,8 @@ def run_pipeline(
         job = jobs[j]
         n = 0
         try:
-            for clip in iter_clips(
-                job.media.path, job.ranges, options.decode,
+            for clip in iter_clips_parallel(
+                job.media.path, job.ranges, options.decode, workers=segment_workers,
                 video=job.media.has_video and any(v in (View.AV, View.VIDEO) for v in job.views),
                 audio=job.media.has_audio and any(v in (View.AV, View.AUDIO) for v in job.views),
                 media=job.media,
@@ -171,6 +172,9 @@ def run_pipeline(
     if progress:
         progress(state)
     finished = 0
+    # A file indexed on its own gets the decode workers as segment decoders (a lone long file
+    # would otherwise decode on one core); with several files each worker takes a file.
+    segment_workers = max(1, options.decode_workers) if len(jobs) == 1 else 1
     pool = ThreadPoolExecutor(max_workers=max(1, options.decode_workers), thread_name_prefix="decode")
     for i in range(len(jobs)):
         pool.submit(decode, i)

@@ -149,3 +149,35 @@ def test_robustness_corpus_never_aborts_and_loses_nothing(tmp_path, library):
     assert set(expected) == set(failed) | indexed  # every case ended one way or the other
     # nothing indexed before was lost
     assert set(good_before) <= set(clip_set(index))
+
+
+def test_a_file_indexed_on_its_own_is_decoded_in_segments_with_the_same_clips(tmp_path, monkeypatch):
+    # One long file: the decode workers split it into segments (iter_clips_parallel). The clips
+    # must be the plan's, once each, and their video vectors those of one sequential decode.
+    from avsearch.media import parallel as parallel_mod
+    from avsearch.media.synth import write_video
+
+    lib = tmp_path / "lib"
+    write_video(lib / "long.mp4", duration_s=70.0, width=64, height=48, fps=5, audio=True, seed=2, gop=10)
+    calls = []
+    real = parallel_mod.iter_clips
+
+    def recording(path, group, *args, **kwargs):
+        calls.append([tuple(r) for r in group])
+        yield from real(path, group, *args, **kwargs)
+
+    monkeypatch.setattr(parallel_mod, "iter_clips", recording)
+    split = Index.open(tmp_path / "split", model="tiny", create=True)
+    split.add([lib])
+    assert len(calls) == 3  # 30 s segments of 10 s clips: 0-30, 30-60, 60-70
+    monkeypatch.setattr(parallel_mod, "segments_of", lambda ranges, segment_s=30.0: [sorted(ranges)])
+    calls.clear()
+    whole = Index.open(tmp_path / "whole", model="tiny", create=True)
+    whole.add([lib])
+    assert len(calls) == 1
+    assert [r[:4] for r in clip_set(split)] == [r[:4] for r in clip_set(whole)]
+    assert len(clip_set(split)) == 7 * 3  # 7 clips x 3 views, no duplicates
+    # Video vectors equal (frames are identical); the query scores each clip against one query.
+    a = split.search(lib / "long.mp4", k=100, target_views=["video"], merge_adjacent=False)
+    b = whole.search(lib / "long.mp4", k=100, target_views=["video"], merge_adjacent=False)
+    assert [(h.start_s, round(h.score, 5)) for h in a] == [(h.start_s, round(h.score, 5)) for h in b]
