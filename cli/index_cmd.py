@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
 
 
 def index(
+    ctx: typer.Context,
     paths: List[Path] = typer.Argument(..., help="Folders and files to index.", show_default=False),
     index_dir: Optional[Path] = IndexOption,
     model: Optional[str] = typer.Option(
@@ -64,6 +65,7 @@ def index(
     except ValueError as err:
         raise fail(f"--{err}", 2) from None
     idx = Index.open(index_dir, model=model, device=device, create=True, settings=settings)
+    _warn_ignored_settings(ctx, settings, idx.settings)
     if dry_run:
         _print_plan(idx.plan(paths, prune=prune, retry_failed=retry_failed), as_json)
         return
@@ -146,3 +148,22 @@ def _print_report(report, idx: Index) -> None:
         if len(report.failed) > 20:
             fails.add_row(f"… {len(report.failed) - 20} more", "")
         console.print(fails)
+
+
+# Options that shape a new index, by CLI parameter name -> IndexSettings field and flag.
+_NEW_INDEX_OPTIONS = {"clip_s": "--clip-seconds", "fps": "--fps", "views": "--views", "frames": "--frames",
+                      "resize": "--resize"}
+
+
+def _warn_ignored_settings(ctx: typer.Context, asked: IndexSettings, kept: IndexSettings) -> None:
+    """An existing index keeps the settings it was made with (its clips must stay comparable): say
+    so when the command line asked for something else, instead of ignoring it silently."""
+    for name, flag in _NEW_INDEX_OPTIONS.items():
+        # By name: Typer may carry its own copy of click, whose ParameterSource is another enum.
+        if getattr(ctx.get_parameter_source(name), "name", None) != "COMMANDLINE":
+            continue
+        if getattr(asked, name) != getattr(kept, name):
+            value = getattr(kept, name)
+            shown = ",".join(value) if isinstance(value, tuple) else value
+            err_console.print(f"[yellow]{flag} ignored: this index was made with {flag} {shown}, which it keeps "
+                              "so its clips stay comparable. Index into a new --index folder to change it.[/]")

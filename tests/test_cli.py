@@ -160,6 +160,12 @@ def test_frames_and_resize_choices_are_kept_by_the_index_and_checked(tmp_path):
 
     options = Index.open(tmp_path / "idx")._decode_options()
     assert (options.skip_frames, options.resize) == ("keyframes", "pil")
+    # On an existing index these options cannot apply: the command says so and keeps the index's.
+    again = run("index", media, "--index", tmp_path / "idx", "--resize", "torch", "--frames", "keyframes")
+    assert again.returncode == 0, again.stderr
+    assert "--resize ignored: this index was made with --resize pil" in again.stderr
+    assert "--frames ignored" not in again.stderr  # asked for what the index already has
+    assert json.loads((tmp_path / "idx" / "avsearch.json").read_text())["settings"]["resize"] == "pil"
     # An index written before these settings existed decoded with "nonref" frames resized by PIL,
     # and keeps doing so; a new one defaults to I/P frames resized through torch.
     old = IndexSettings.from_dict({"fps": 2.0})

@@ -156,3 +156,46 @@ def test_a_stale_ann_index_is_detected_and_never_served(tmp_path):
     assert reader.ann_state()["fresh"] is False and reader.ann_state()["covers_version"] == covers
     _, ids = reader.search(new, 1)
     assert ids[0, 0] == 999_999  # the new clip is found: the stale index was updated first
+
+
+def test_the_gpu_list_chooser_branch_gives_the_cpu_results(monkeypatch, tmp_path):
+    """No CUDA here, so faiss-gpu cannot run. A stand-in with faiss-gpu's names (exact float32, on
+    the CPU) exercises avsearch's GPU branch instead: built once from the coarse centroids, asking
+    for float16, used for every list choice, never saved. Its results must be the CPU path's. What
+    this cannot show: the real GPU index, whose float16 centroids may pick slightly other lists."""
+    import faiss
+
+    built, searched = [], []
+
+    class StandInGpuFlatIP(faiss.IndexFlatIP):
+        def __init__(self, resources, dim, config):
+            super().__init__(dim)
+            built.append(config.useFloat16)
+
+        def search(self, x, k, **kwargs):
+            searched.append(len(x))
+            return super().search(x, k, **kwargs)
+
+    class StandInConfig:
+        useFloat16 = False
+
+    rng = np.random.default_rng(5)
+    vecs = rng.standard_normal((1500, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    queries = vecs[:20] + 0.05 * rng.standard_normal((20, 16)).astype(np.float32)
+    config = AnnConfig(flat_threshold=1000, opq_dim=8, pq_m=4)
+    cpu = AnnIndex.build(vecs, np.arange(1500), AnnConfig(**{**config.__dict__, "use_gpu": False}))
+    want = cpu.search(queries, 10, fetch_vectors=lambda ids: vecs[ids])
+
+    monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
+    monkeypatch.setattr(faiss, "GpuIndexFlatConfig", StandInConfig, raising=False)
+    monkeypatch.setattr(faiss, "GpuIndexFlatIP", StandInGpuFlatIP, raising=False)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    gpu = AnnIndex.build(vecs, np.arange(1500), config)
+    for _ in range(2):
+        got = gpu.search(queries, 10, fetch_vectors=lambda ids: vecs[ids])
+        assert np.array_equal(got[1], want[1]) and np.allclose(got[0], want[0])
+    assert built == [True] and searched == [20, 20]  # one GPU copy, float16 asked, used each time
+    gpu.save(tmp_path / "ann", covers_version=1)  # the GPU copy is not part of what is saved
+    loaded, _ = AnnIndex.load(tmp_path / "ann")
+    assert np.array_equal(loaded.search(queries, 10, fetch_vectors=lambda ids: vecs[ids])[1], want[1])
