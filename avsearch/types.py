@@ -21,8 +21,8 @@ stores its choice (IndexSettings.frames)."""
 
 RESIZE_CHOICES = ("torch", "pil", "swscale")
 """How sampled frames are resized to the model's size (DecodeOptions.resize), the first the default:
-"torch" PIL's bicubic through torch's SIMD kernel (at most one level of 255 from "pil" on a few
-pixels), "pil" WAVE's reference path exactly, "swscale" FFmpeg's bicubic (fastest, further off);
+"torch" PIL's bicubic through torch's SIMD kernel (at most two levels of 255 from "pil", on under
+1% of pixels), "pil" WAVE's reference path exactly, "swscale" FFmpeg's bicubic (fastest, further off);
 an index stores its choice (IndexSettings.resize)."""
 
 

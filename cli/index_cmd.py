@@ -42,7 +42,7 @@ def index(
     resize: str = typer.Option(
         RESIZE_CHOICES[0], "--resize",
         help="How frames are scaled to the model's size, for a NEW index: torch (PIL's bicubic through "
-             "torch's fast kernel, at most 1 level of 255 off on a few pixels), pil (WAVE's reference "
+             "torch's fast kernel: at most 2 levels of 255 off, on under 1% of pixels), pil (WAVE's reference "
              "preprocessing, bit for bit; slower), swscale (FFmpeg's bicubic: fastest, visibly different pixels).",
     ),
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Drop indexed files under PATHS that are gone."),
