@@ -8,6 +8,7 @@ as its frames and audio are complete, so memory holds about one clip, however lo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -114,8 +115,10 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
         state = _State(media, ranges, options, vstream is not None, astream is not None)
         streams = [s for s in (vstream, astream) if s is not None]
         try:
-            if ranges[0][0] > 5.0:  # a query range deep in a file: seek instead of decoding from 0
+            if ranges[0][0] > 5.0:  # a range deep in a file: seek instead of decoding from 0
                 container.seek(int(max(0.0, ranges[0][0] - 1.0) * av.time_base), any_frame=False, backward=True)
+                if astream is not None:
+                    state.align_audio_to(astream.start_time or 0)
             coarse_skip = vstream is not None and options.skip_frames == "bidir"
             for packet in container.demux(*streams):
                 for frame in packet.decode():
@@ -138,6 +141,28 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
             raise MediaError(f"{path}: decoding failed after {state.decoded_until():.1f} s ({describe(err)})") from None
         finally:
             state.close()
+
+
+def _aligned(frame: av.AudioFrame, origin_pts: int, out_rate: int) -> Optional[av.AudioFrame]:
+    """`frame` without its first samples, so that it starts on the resampling grid of a decode
+    from `origin_pts`: a sample whose distance from the origin is a multiple of
+    in_rate / gcd(in_rate, out_rate) (3 for 48 kHz -> 16 kHz, 441 for 44.1 kHz). The resampler then
+    computes the same output samples as in an unbroken decode, once its filter has filled (within
+    the 1 s before the first clip). None when the whole frame is to be dropped."""
+    rate = frame.sample_rate
+    if frame.pts is None or frame.time_base is None or frame.time_base * rate != 1:
+        return frame  # no sample-exact position to align on
+    step = rate // math.gcd(rate, out_rate)
+    drop = (-(frame.pts - origin_pts)) % step
+    if drop == 0:
+        return frame
+    if drop >= frame.samples:
+        return None
+    data = frame.to_ndarray()
+    kept = data[:, drop:] if frame.format.is_planar else data[:, drop * len(frame.layout.channels):]
+    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(kept), format=frame.format.name, layout=frame.layout.name)
+    out.sample_rate, out.time_base, out.pts = rate, frame.time_base, frame.pts + drop
+    return out
 
 
 def _converter(options: DecodeOptions):
@@ -180,6 +205,7 @@ class _State:
         # release the GIL for their C work.
         self._convert = _converter(options) if want_video else None
         self._submitted: Optional[tuple[av.VideoFrame, object]] = None  # last frame sent, its future
+        self._audio_origin: Optional[int] = None  # set after a seek: see align_audio_to
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -198,8 +224,17 @@ class _State:
             self.widest_gap = max(self.widest_gap, t - self.last_frame_t)
         self.last_frame, self.last_frame_t = frame, t
 
+    def align_audio_to(self, origin_pts: int) -> None:
+        """After a seek: start resampling where a decode from `origin_pts` (the stream's first
+        sample) would have an output sample, so the samples equal a decode from the start."""
+        self._audio_origin = origin_pts
+
     def on_audio(self, frame: av.AudioFrame) -> None:
         if self.audio_start is None:
+            if self._audio_origin is not None:
+                frame = _aligned(frame, self._audio_origin, self.options.sample_rate)
+                if frame is None:
+                    return
             self.audio_start = float(frame.time) if frame.time is not None else 0.0
         for out in self.resampler.resample(frame):
             self._append_audio(out)
