@@ -26,6 +26,12 @@ RESIZE_CHOICES = ("torch", "pil", "swscale")
 an index stores its choice (IndexSettings.resize)."""
 
 
+def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    """Refuse a setting outside its choices with a message naming both (the CLI prints it as is)."""
+    if value not in choices:
+        raise ValueError(f"{name} {value!r}: choose one of {', '.join(choices)}")
+
+
 class View(str, Enum):
     """Which part of a clip an embedding sees."""
 

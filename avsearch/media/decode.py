@@ -21,7 +21,7 @@ from avsearch.media.container import describe, open_media
 from avsearch.media.probe import frame_rotation, probe, video_stream
 from avsearch.media.resize import smart_resize
 from avsearch.resample import RESAMPLERS, keep_resizing_on_this_thread
-from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, SAMPLE_RATE, Clip, MediaFile
+from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, SAMPLE_RATE, Clip, MediaFile, check_choice
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,8 @@ class DecodeOptions:
     resize: str = RESIZE_CHOICES[0]
 
     def __post_init__(self) -> None:
-        if self.skip_frames not in _SKIP_FRAME:
-            raise ValueError(f"skip_frames {self.skip_frames!r}: choose one of {', '.join(_SKIP_FRAME)}")
-        if self.resize not in RESIZE_CHOICES:
-            raise ValueError(f"resize {self.resize!r}: choose one of {', '.join(RESIZE_CHOICES)}")
+        check_choice("skip_frames", self.skip_frames, FRAME_CHOICES)
+        check_choice("resize", self.resize, RESIZE_CHOICES)
 
 
 _SKIP_FRAME = {"none": "DEFAULT", "nonref": "NONREF", "bidir": "BIDIR", "keyframes": "NONKEY"}  # FFmpeg AVDiscard names
@@ -112,13 +110,14 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
             vstream.codec_context.skip_frame = _SKIP_FRAME[options.skip_frames]
             if options.threads:
                 vstream.thread_count = options.threads
-        state = _State(media, ranges, options, vstream is not None, astream is not None)
+        seek = ranges[0][0] > 5.0  # a range deep in a file: seek instead of decoding from 0
+        # After a seek, sound is resampled on the grid of a decode from the stream's first sample.
+        audio_origin = (astream.start_time or 0) if seek and astream is not None else None
+        state = _State(media, ranges, options, vstream is not None, astream is not None, audio_origin)
         streams = [s for s in (vstream, astream) if s is not None]
         try:
-            if ranges[0][0] > 5.0:  # a range deep in a file: seek instead of decoding from 0
+            if seek:
                 container.seek(int(max(0.0, ranges[0][0] - 1.0) * av.time_base), any_frame=False, backward=True)
-                if astream is not None:
-                    state.align_audio_to(astream.start_time or 0)
             coarse_skip = vstream is not None and options.skip_frames == "bidir"
             for packet in container.demux(*streams):
                 for frame in packet.decode():
@@ -176,7 +175,8 @@ def _converter(options: DecodeOptions):
 class _State:
     """Assembles clips from frames and audio as they come out of the decoders."""
 
-    def __init__(self, media: MediaFile, ranges, options: DecodeOptions, want_video: bool, want_audio: bool):
+    def __init__(self, media: MediaFile, ranges, options: DecodeOptions, want_video: bool, want_audio: bool,
+                 audio_origin: Optional[int] = None):
         self.media = media
         self.options = options
         self.ranges = ranges
@@ -205,7 +205,7 @@ class _State:
         # release the GIL for their C work.
         self._convert = _converter(options) if want_video else None
         self._submitted: Optional[tuple[av.VideoFrame, object]] = None  # last frame sent, its future
-        self._audio_origin: Optional[int] = None  # set after a seek: see align_audio_to
+        self._audio_origin = audio_origin  # after a seek: the pts whose resampling grid to keep (_aligned)
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -223,11 +223,6 @@ class _State:
         if self.last_frame is not None:
             self.widest_gap = max(self.widest_gap, t - self.last_frame_t)
         self.last_frame, self.last_frame_t = frame, t
-
-    def align_audio_to(self, origin_pts: int) -> None:
-        """After a seek: start resampling where a decode from `origin_pts` (the stream's first
-        sample) would have an output sample, so the samples equal a decode from the start."""
-        self._audio_origin = origin_pts
 
     def on_audio(self, frame: av.AudioFrame) -> None:
         if self.audio_start is None:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from avsearch.errors import IndexNotFoundError
-from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES
+from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, check_choice
 from avsearch.store.schema import FORMAT_VERSION
 
 META_NAME = "avsearch.json"
@@ -37,10 +37,8 @@ class IndexSettings:
     resize: str = RESIZE_CHOICES[0]
 
     def __post_init__(self) -> None:
-        if self.frames not in FRAME_CHOICES:
-            raise ValueError(f"frames {self.frames!r}: choose one of {', '.join(FRAME_CHOICES)}")
-        if self.resize not in RESIZE_CHOICES:
-            raise ValueError(f"resize {self.resize!r}: choose one of {', '.join(RESIZE_CHOICES)}")
+        check_choice("frames", self.frames, FRAME_CHOICES)
+        check_choice("resize", self.resize, RESIZE_CHOICES)
 
     @classmethod
     def from_dict(cls, d: dict) -> "IndexSettings":
