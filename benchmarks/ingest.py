@@ -14,12 +14,19 @@ decoded the way the indexer needs them -- frames sampled at 2 fps and scaled to 
   (skip all B-frames: the default, with everything else at its default too) and `keyframes`
   (keyframes only: the coarse fast path, frames are then the keyframes); `bidir-pil` resizes with
   PIL itself (WAVE's reference) instead of torch's kernel, `bidir-sws` with one swscale pass,
-  `bidir-framethreads` decodes with frame threading instead of slice threading; `bidir-2seg` is the
-  default options decoded by `iter_clips_parallel` with two segment decoders (30 s segments), as
-  the indexer decodes a file indexed on its own.
+  `bidir-framethreads` decodes with frame threading instead of slice threading; `bidir-split` is the
+  default options decoded by `decode_files` with two workers, as the indexer decodes a file indexed
+  on its own (the second worker takes the second half of a file of 60 s or more).
 
 Each is run `--repeats` times, alternating, and the best time is kept. The figure is seconds of
 media decoded per wall-clock second.
+
+Part 1b, a folder: the four files above plus a 3-minute 480p one, last (the long file at the end
+of a folder is the case splitting is for), decoded as the indexer decodes a folder: `decode_files`,
+two workers, each taking the next file; an idle worker splits the running file with the most
+media left if both parts keep `min_split_s` (30 s, the default) or more. Against, in the same run:
+the same without splitting (`min_split_s` infinite: one decoder per file, the indexer before
+splitting existed), a lower threshold (15 s), and the ffmpeg CLI on the same files, two at a time.
 
 Part 2, memory: `avsearch index` (tiny model) in a subprocess on a generated 2-hour file, against
 the same on a 5-minute file of the same kind: peak RSS of each (ru_maxrss of the child). Streaming
@@ -42,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -53,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 
 from avsearch.media.decode import DecodeOptions, iter_clips  # noqa: E402
-from avsearch.media.parallel import iter_clips_parallel  # noqa: E402
+from avsearch.media.parallel import MIN_SPLIT_S, FileToDecode, decode_files  # noqa: E402
 from avsearch.media.probe import probe  # noqa: E402
 from avsearch.media.resize import smart_resize  # noqa: E402
 from avsearch.media.segment import plan_clips  # noqa: E402
@@ -126,9 +134,8 @@ MODES = {
     "bidir": DecodeOptions(),
     "bidir-sws": DecodeOptions(skip_frames="bidir", resize="swscale"),
     "keyframes": DecodeOptions(skip_frames="keyframes"),
-    "bidir-2seg": DecodeOptions(),  # decoded by iter_clips_parallel: two segment decoders
+    "bidir-split": DecodeOptions(),  # decoded by decode_files with two workers, as the indexer does
 }
-SEGMENT_WORKERS = {"bidir-2seg": 2}
 assert MODES["bidir"].skip_frames == "bidir" and MODES["bidir"].resize == "torch"  # the default is what runs
 
 
@@ -136,8 +143,11 @@ def decode_avsearch(path: Path, mode: str) -> dict:
     media = probe(path)
     ranges = plan_clips(media.duration_s, clip_s=10.0, min_last_s=1.0)
     frames = samples = 0
-    clips = (iter_clips_parallel(path, ranges, MODES[mode], workers=SEGMENT_WORKERS[mode], media=media)
-             if mode in SEGMENT_WORKERS else iter_clips(path, ranges, MODES[mode], media=media))
+    if mode == "bidir-split":
+        reports = decode_files([FileToDecode(path, ranges, media=media)], MODES[mode], workers=2)
+        clips = (r.clip for r in reports if r.kind == "clip")
+    else:
+        clips = iter_clips(path, ranges, MODES[mode], media=media)
     for clip in clips:
         frames += 0 if clip.frames is None else len(clip.frames)
         samples += 0 if clip.audio is None else len(clip.audio)
@@ -172,6 +182,48 @@ def bench_decode(path: Path, repeats: int, modes: list[str], log) -> dict:
     for name in modes:
         out["decoders"][name]["speedup_vs_ffmpeg"] = base / out["decoders"][name]["best_s"]
     log(f"{path.name}: " + ", ".join(f"{n} {d['media_s_per_s']:.1f} media-s/s" for n, d in out["decoders"].items()))
+    return out
+
+
+FOLDER_SPLITS = {"no split": float("inf"), f"split >= {MIN_SPLIT_S:g} s (default)": MIN_SPLIT_S, "split >= 15 s": 15.0}
+
+
+def decode_folder(paths: list[Path], min_split_s: float) -> dict:
+    files = []
+    for path in paths:
+        media = probe(path)
+        files.append(FileToDecode(path, plan_clips(media.duration_s, clip_s=10.0, min_last_s=1.0), media=media))
+    clips = 0
+    for report in decode_files(files, DecodeOptions(), workers=2, min_split_s=min_split_s):
+        if report.kind == "error":
+            raise RuntimeError(f"{paths[report.file]}: {report.error}")
+        clips += report.kind == "clip"
+    return {"clips": clips}
+
+
+def bench_folder(paths: list[Path], repeats: int, log) -> dict:
+    sizes = {}
+    for path in paths:
+        media = probe(path)
+        sizes[path] = smart_resize(media.height, media.width, factor=28, min_pixels=784, max_pixels=176_400)
+
+    def ffmpeg_two_at_a_time() -> dict:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda p: decode_ffmpeg(p, sizes[p][1], sizes[p][0]), paths))
+        return {}
+
+    runs: dict[str, list[float]] = {name: [] for name in ["ffmpeg x2", *FOLDER_SPLITS]}
+    facts: dict[str, dict] = {}
+    for _ in range(repeats):
+        for name in runs:
+            t0 = time.perf_counter()
+            facts[name] = ffmpeg_two_at_a_time() if name == "ffmpeg x2" else decode_folder(paths, FOLDER_SPLITS[name])
+            runs[name].append(time.perf_counter() - t0)
+    media_s = sum(probe(p).duration_s for p in paths)
+    out = {"files": [p.name for p in paths], "media_s": media_s, "decoders": {}}
+    for name, times in runs.items():
+        out["decoders"][name] = {"best_s": min(times), "all_s": times, "media_s_per_s": media_s / min(times), **facts[name]}
+    log("folder: " + ", ".join(f"{n} {d['best_s']:.2f} s" for n, d in out["decoders"].items()))
     return out
 
 
@@ -232,8 +284,20 @@ def render_md(res: dict) -> str:
               "(the default, `resize=\"torch\"`), except: `-pil` resizes with PIL itself (WAVE's reference, bit "
               "for bit), `-sws` scales and converts in one swscale pass (as the ffmpeg CLI does). Threading is "
               "FFmpeg's frame threading for `all` and `nonref`, slice threading for `bidir` and `keyframes`; "
-              "`-framethreads` is `bidir` with frame threading; `bidir-2seg` decodes two 30 s segments at once "
-              "(`iter_clips_parallel`, what the indexer does for a file indexed on its own).", ""]
+              "`-framethreads` is `bidir` with frame threading; `bidir-split` is `decode_files` with two "
+              "workers, what the indexer does for a file indexed on its own (the second worker takes the second "
+              "half of a file of 60 s or more).", ""]
+    folder = res.get("folder")
+    if folder:
+        base = folder["decoders"]["no split"]["best_s"]
+        lines += ["## A folder: " + ", ".join(folder["files"]), "",
+                  f"{folder['media_s']:.0f} s of media in all, decoded in this order by two workers (each takes the "
+                  "next file; with splitting, an idle worker takes half of the running file with the most media "
+                  "left). `ffmpeg x2`: the CLI on the same files, two processes at a time.", "",
+                  "| decoder | best time | media-s/s | vs no split |", "|---|---:|---:|---:|"]
+        for name, d in folder["decoders"].items():
+            lines.append(f"| {name} | {d['best_s']:.2f} s | {d['media_s_per_s']:.1f} | {base / d['best_s']:.2f}x |")
+        lines.append("")
     lines += ["What the runs mean, with the figures of every run of the day: `ingest-reading.md` (written by hand).", ""]
     if res.get("memory"):
         lines += ["## Peak RSS of `avsearch index --model tiny` on one file", "",
@@ -256,6 +320,8 @@ def main(argv=None) -> int:
     p.add_argument("--seconds-480p", type=float, default=60.0)
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated, from: " + ", ".join(MODES))
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-folder", action="store_true", help="no folder part; keeps the last folder figures")
+    p.add_argument("--seconds-long-480p", type=float, default=180.0, help="the folder's last, long file")
     p.add_argument("--skip-decode", action="store_true", help="memory part only; keeps the last decode figures")
     p.add_argument("--long-hours", type=float, default=2.0)
     args = p.parse_args(argv)
@@ -286,6 +352,14 @@ def main(argv=None) -> int:
         files = []
     for path, *_, slices in files:
         res["decode"].append(bench_decode(path, args.repeats, modes, log) | {"slices": slices})
+    if not args.skip_folder and files:
+        long = args.work / f"h264-480p-{args.seconds_long_480p:g}s-1slice.mp4"
+        if not long.exists():
+            log(f"generating {long.name}")
+            write_h264(long, width=854, height=480, seconds=args.seconds_long_480p, slices=1, seed=1)
+        res["folder"] = bench_folder([f[0] for f in files] + [long], args.repeats, log)
+    elif previous.is_file():
+        res["folder"] = json.loads(previous.read_text()).get("folder")
     if args.skip_memory and previous.is_file():  # keep the last memory figures, saying when they were taken
         before = json.loads(previous.read_text())
         res["memory"] = before.get("memory", [])

@@ -48,7 +48,8 @@ def index(
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Drop indexed files under PATHS that are gone."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (new/changed/moved/deleted/unchanged); change nothing."),
-    workers: int = typer.Option(2, "--workers", help="Decode threads."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Decode threads: each takes a file; one with no file left "
+                                "takes half of a long file another is decoding (both parts >= 30 s)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final report as JSON."),
 ) -> None:
     """Index video and audio under PATHS.

@@ -2,7 +2,8 @@
 
 Decode workers (threads: PyAV, PIL and torch's resize kernel release the GIL) stream clips of
 different files into one bounded queue, so the embedder always has work while files are being
-read; a file indexed on its own is decoded by all of them at once, in segments. The main thread keeps
+read; a worker with no file left takes half of a long running file (`avsearch.media.decode_files`),
+so a file indexed on its own, or the last of a folder, is decoded by all of them. The main thread keeps
 a pending batch per view and embeds it once its token budget is full. A file is committed (its
 clips with its `files` row) as soon as every clip of it has every vector it needs; commits are
 grouped a few files at a time to keep LanceDB's version count down.
@@ -10,17 +11,15 @@ grouped a few files at a time to keep LanceDB's version count down.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
 
 from avsearch.errors import AvsearchError, MediaError
-from avsearch.media import DecodeOptions, iter_clips_parallel, plan_clips
+from avsearch.media import DecodeOptions, FileToDecode, decode_files, plan_clips
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.types import Clip, MediaFile, View
@@ -82,8 +81,6 @@ def run_pipeline(
     report: IndexReport,
     progress: Optional[ProgressCallback] = None,
 ) -> None:
-    q: queue.Queue = queue.Queue(maxsize=max(1, options.queue_clips))
-    stop = threading.Event()
     state = Progress(files_total=len(jobs), media_s_total=sum(j.media.duration_s for j in jobs))
     pending: dict[View, list[tuple[int, int, int]]] = {v: [] for v in View}  # (job, clip, cost)
     ready: list[FileCommit] = []
@@ -92,35 +89,6 @@ def run_pipeline(
     # Two of the embedder's forward budgets per call: it prepares the second group's media on the
     # CPU while the first runs on the GPU.
     budget = options.max_batch_tokens or 2 * getattr(embedder, "max_batch_tokens", 8_192)
-
-    def put(item) -> bool:
-        # Never block forever on a full queue: the consumer may have stopped (error or Ctrl-C).
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def decode(j: int) -> None:
-        if stop.is_set():
-            return
-        job = jobs[j]
-        n = 0
-        try:
-            for clip in iter_clips_parallel(
-                job.media.path, job.ranges, options.decode, workers=segment_workers,
-                video=job.media.has_video and any(v in (View.AV, View.VIDEO) for v in job.views),
-                audio=job.media.has_audio and any(v in (View.AV, View.AUDIO) for v in job.views),
-                media=job.media,
-            ):
-                if not put(("clip", j, n, clip)):
-                    return
-                n += 1
-            put(("done", j, n, None))
-        except Exception as err:  # one broken file never stops the run
-            put(("error", j, n, _reason(err)))
 
     def flush(view: View) -> set[int]:
         items, pending[view] = pending[view], []
@@ -171,45 +139,39 @@ def run_pipeline(
 
     if progress:
         progress(state)
-    finished = 0
-    # A file indexed on its own gets the decode workers as segment decoders (a lone long file
-    # would otherwise decode on one core); with several files each worker takes a file.
-    segment_workers = max(1, options.decode_workers) if len(jobs) == 1 else 1
-    pool = ThreadPoolExecutor(max_workers=max(1, options.decode_workers), thread_name_prefix="decode")
-    for i in range(len(jobs)):
-        pool.submit(decode, i)
-    try:
-        while finished < len(jobs):
-            kind, j, n, payload = q.get()
+    to_decode = [
+        FileToDecode(job.media.path, job.ranges, media=job.media,
+                     video=job.media.has_video and any(v in (View.AV, View.VIDEO) for v in job.views),
+                     audio=job.media.has_audio and any(v in (View.AV, View.AUDIO) for v in job.views))
+        for job in jobs
+    ]
+    with closing(decode_files(to_decode, options.decode, workers=options.decode_workers,
+                              queue_clips=options.queue_clips)) as decoded:
+        for event in decoded:
+            j = event.file
             job = jobs[j]
             touched = {j}
-            if kind == "clip":
+            if event.kind == "clip":
                 if job.error is not None:
                     continue
-                for view in job.accept(n, payload):
-                    pending[view].append((j, n, _cost(embedder, payload, view)))
+                clip = event.clip
+                for view in job.accept(event.index, clip):
+                    pending[view].append((j, event.index, _cost(embedder, clip, view)))
                     if (sum(c for _, _, c in pending[view]) >= budget
                             or len(pending[view]) >= options.max_batch_items):
                         touched |= flush(view)
             else:
-                finished += 1
-                job.decoded = n
-                if kind == "error":
-                    job.error = payload
-                elif n == 0:
+                job.decoded = event.index
+                if event.kind == "error":
+                    job.error = _reason(event.error)
+                elif event.index == 0:
                     job.error = "no clip could be decoded"
             settle(touched)
             maybe_commit()
-        for view in View:
-            settle(flush(view))
-        settle(range(len(jobs)))
-        maybe_commit(force=True)
-    except BaseException:
-        stop.set()
-        _drain(q)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for view in View:
+        settle(flush(view))
+    settle(range(len(jobs)))
+    maybe_commit(force=True)
 
 
 def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCommit:
@@ -267,14 +229,6 @@ def _cost(embedder: Embedder, clip: Clip, view: View) -> int:
         return int(embedder.token_cost(clip, view))
     except Exception:
         return 1
-
-
-def _drain(q: queue.Queue) -> None:
-    try:
-        while True:
-            q.get_nowait()
-    except queue.Empty:
-        pass
 
 
 def _reason(err: BaseException) -> str:

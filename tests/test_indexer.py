@@ -151,9 +151,12 @@ def test_robustness_corpus_never_aborts_and_loses_nothing(tmp_path, library):
     assert set(good_before) <= set(clip_set(index))
 
 
-def test_a_file_indexed_on_its_own_is_decoded_in_segments_with_the_same_clips(tmp_path, monkeypatch):
-    # One long file: the decode workers split it into segments (iter_clips_parallel). The clips
-    # must be the plan's, once each, and their video vectors those of one sequential decode.
+def test_a_file_indexed_on_its_own_is_split_between_the_decode_workers_with_the_same_clips(tmp_path, monkeypatch):
+    # One long file: the second decode worker, finding no other file, takes the second part of it
+    # (avsearch.media.decode_files). The clips must be the plan's, once each, and their video
+    # vectors those of one sequential decode (one worker, which never splits).
+    import time
+
     from avsearch.media import parallel as parallel_mod
     from avsearch.media.synth import write_video
 
@@ -162,18 +165,19 @@ def test_a_file_indexed_on_its_own_is_decoded_in_segments_with_the_same_clips(tm
     calls = []
     real = parallel_mod.iter_clips
 
-    def recording(path, group, *args, **kwargs):
-        calls.append([tuple(r) for r in group])
-        yield from real(path, group, *args, **kwargs)
+    def recording(path, ranges, *args, **kwargs):
+        calls.append([tuple(r) for r in ranges])
+        for clip in real(path, ranges, *args, **kwargs):
+            time.sleep(0.05)  # as a full-size frame would take: the tiny file decodes too fast to share
+            yield clip
 
     monkeypatch.setattr(parallel_mod, "iter_clips", recording)
     split = Index.open(tmp_path / "split", model="tiny", create=True)
     split.add([lib])
-    assert len(calls) == 3  # 30 s segments of 10 s clips: 0-30, 30-60, 60-70
-    monkeypatch.setattr(parallel_mod, "segments_of", lambda ranges, segment_s=30.0: [sorted(ranges)])
+    assert sorted(c[0][0] for c in calls) == [0.0, 40.0]  # 0-40 s and 40-70 s (both >= 30 s)
     calls.clear()
     whole = Index.open(tmp_path / "whole", model="tiny", create=True)
-    whole.add([lib])
+    whole.add([lib], decode_workers=1)
     assert len(calls) == 1
     assert [r[:4] for r in clip_set(split)] == [r[:4] for r in clip_set(whole)]
     assert len(clip_set(split)) == 7 * 3  # 7 clips x 3 views, no duplicates

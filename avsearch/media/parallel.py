@@ -1,82 +1,224 @@
-"""Decoding one file's clips on several threads: consecutive segments of clips, each decoded by its
-own decoder (seeking to the keyframe before it), clips handed back in order.
+"""Decoding many files' clips on a few threads, splitting a long file when a thread runs idle.
 
-Decoding only I/P frames is a chain of references that one decoder runs serially, so on small
-frames (480p) that chain, not the CPU, limits a single file's speed; decoding two segments at once
-uses the second core. The indexer does this for a file indexed on its own (with several files,
-its decode workers already keep the cores busy).
+Each decode worker takes the next file and decodes it from start to end with one decoder
+(`iter_clips`). A worker that finds no file left does not sit idle while another still has a long
+way to go: it takes the second half of what remains of the running file with the most media left
+(its own decoder, seeking to the keyframe before that half), and the other worker stops where the
+half begins. So a file indexed on its own is decoded by every worker from the start, and the last
+long file of a folder no longer finishes on one core while the others wait.
 
-Frames are the same as `iter_clips` gives (each segment starts decoding at a keyframe at least 1 s
-before its first clip). Audio too, to float rounding (< 1e-4; 9e-8 to 8e-5 on the ingest
-benchmark's files): each segment's resampler starts on the sample grid of a decode from the file's
-start (see decode._aligned; without that, 48 kHz sound came out shifted by up to a source sample).
+Why split only then, and not cut every file into segments up front: a split costs a seek, a
+container open and the decoding from the keyframe before the split point (up to a GOP: ~8 s of I/P
+frames at x264's defaults), which buys nothing while other files keep every worker busy.
+
+Clips are handed back as they are decoded, tagged with their file and range index, so clips of one
+file may come out of order (the consumer keys them by index). Frames are the same as one decoder
+gives; sound too, to float rounding (< 1e-4; see decode._aligned).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from avsearch.errors import MediaError
 from avsearch.media.decode import DecodeOptions, iter_clips
-from avsearch.media.probe import probe
 from avsearch.types import Clip, MediaFile
 
-SEGMENT_S = 30.0  # media per segment: memory holds about (workers + 1) segments of clips
+# A running file is split only when both parts keep at least this much media: below it the seek and
+# the decoding from the keyframe before the split point cost about what the second core gains.
+MIN_SPLIT_S = 30.0
 
 
-def segments_of(ranges: Sequence[tuple[float, float]], segment_s: float = SEGMENT_S) -> list[list[tuple[float, float]]]:
-    """Consecutive clip ranges grouped until a group spans at least `segment_s`."""
-    groups: list[list[tuple[float, float]]] = []
-    for r in sorted(ranges):
-        if not groups or groups[-1][-1][1] - groups[-1][0][0] >= segment_s:
-            groups.append([])
-        groups[-1].append(r)
-    return groups
+@dataclass(frozen=True)
+class FileToDecode:
+    path: str | Path
+    ranges: Sequence[tuple[float, float]]  # clip ranges, in time order
+    video: bool = True
+    audio: bool = True
+    media: Optional[MediaFile] = None  # probed already (saves a probe per decoder)
+
+    @property
+    def splittable(self) -> bool:
+        # Only decoding video is worth a second decoder; sound alone decodes at hundreds of times
+        # real time, and a seek in some audio formats is not sample exact.
+        return self.video and (self.media is None or self.media.has_video)
 
 
-def iter_clips_parallel(path: str | Path, ranges: Sequence[tuple[float, float]],
-                        options: DecodeOptions = DecodeOptions(), *, workers: int = 2,
-                        segment_s: float = SEGMENT_S, video: bool = True, audio: bool = True,
-                        media: Optional[MediaFile] = None) -> Iterator[Clip]:
-    """`iter_clips` with up to `workers` segments decoded at once; clips come in order.
+@dataclass(frozen=True)
+class Decoded:
+    """One report from the decoders, in the order the consumer should see them.
 
-    A segment that fails ends the iteration where `iter_clips` would: its clips decoded before the
-    error are yielded, then its MediaError is raised; later segments are discarded.
+    kind "clip":  `clip` is the file's clip for range number `index`.
+    kind "done":  the file is decoded; `index` clips were handed back (every "clip" of it came before).
+    kind "error": decoding the file failed with `error`; no more clips of it follow.
+    Every file gets exactly one "done" or "error".
     """
-    media = media or probe(path)
-    groups = segments_of(ranges, segment_s)
-    if workers <= 1 or len(groups) < 2 or not (video and media.has_video):
-        yield from iter_clips(path, ranges, options, video=video, audio=audio, media=media)
+
+    kind: str
+    file: int
+    index: int = 0
+    clip: Optional[Clip] = None
+    error: Optional[BaseException] = None
+
+
+@dataclass
+class _Lane:
+    """One decoder's share of a file: ranges [start, limit); `next` is the next one to hand back."""
+
+    file: int
+    start: int
+    limit: int
+    next: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.next = self.start
+
+
+class _Plan:
+    """Who decodes what. Every method runs under one lock; the decoding itself runs outside it."""
+
+    def __init__(self, files: Sequence[FileToDecode], min_split_s: float) -> None:
+        self.files = files
+        self.min_split_s = min_split_s
+        self.lock = threading.Lock()
+        self.unstarted = 0  # files [unstarted:] have not been given to a worker
+        self.lanes: list[_Lane] = []  # lanes being decoded
+        self.running = [0] * len(files)  # lanes per file
+        self.handed = [0] * len(files)  # clips handed back per file
+        self.failed = [False] * len(files)
+        self.splits = 0
+
+    def take(self) -> Optional[_Lane]:
+        with self.lock:
+            if self.unstarted < len(self.files):
+                j = self.unstarted
+                self.unstarted += 1
+                lane = _Lane(j, 0, len(self.files[j].ranges))
+            else:
+                lane = self._split()
+            if lane is not None:
+                self.lanes.append(lane)
+                self.running[lane.file] += 1
+            return lane
+
+    def _split(self) -> Optional[_Lane]:
+        best: Optional[tuple[float, _Lane, int]] = None
+        for lane in self.lanes:
+            f = self.files[lane.file]
+            if self.failed[lane.file] or not f.splittable or lane.limit - lane.next < 2:
+                continue
+            ranges = f.ranges
+            first, last = ranges[lane.next][0], ranges[lane.limit - 1][1]
+            middle = (first + last) / 2
+            cut = next(i for i in range(lane.next + 1, lane.limit) if ranges[i][0] >= middle or i == lane.limit - 1)
+            if ranges[cut][0] - first < self.min_split_s or last - ranges[cut][0] < self.min_split_s:
+                continue
+            if best is None or last - first > best[0]:
+                best = (last - first, lane, cut)
+        if best is None:
+            return None
+        _, owner, cut = best
+        thief = _Lane(owner.file, cut, owner.limit)
+        owner.limit = cut  # the owner stops when it reaches the cut (see hand)
+        self.splits += 1
+        return thief
+
+    def hand(self, lane: _Lane, index: int) -> bool:
+        """May the lane hand back the clip for range `index`? False: stop decoding this lane."""
+        with self.lock:
+            if index >= lane.limit or self.failed[lane.file]:
+                return False
+            lane.next = index + 1
+            self.handed[lane.file] += 1
+            return True
+
+    def release(self, lane: _Lane, error: Optional[BaseException]) -> Optional[Decoded]:
+        """The lane's decoder has stopped; returns the file's final report if this settles it."""
+        with self.lock:
+            self.lanes.remove(lane)
+            j = lane.file
+            self.running[j] -= 1
+            if self.failed[j]:
+                return None
+            if error is not None:
+                self.failed[j] = True
+                return Decoded("error", j, self.handed[j], error=error)
+            if self.running[j] == 0:
+                return Decoded("done", j, self.handed[j])
+            return None
+
+
+def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeOptions(), *,
+                 workers: int = 2, queue_clips: int = 8, min_split_s: float = MIN_SPLIT_S) -> Iterator[Decoded]:
+    """Decode every file's clips on `workers` threads; yields `Decoded` reports as they come.
+
+    At most `queue_clips` decoded clips wait for the consumer (the workers pause when it is full),
+    so memory stays bounded however long the files are. A file that fails is reported once and
+    never stops the others. Closing the iterator early stops the workers (each at its next clip).
+    """
+    if not files:
         return
+    plan = _Plan(files, min_split_s)
+    reports: queue.Queue = queue.Queue(maxsize=max(1, queue_clips))
     stop = threading.Event()
 
-    def decode(group: list[tuple[float, float]]) -> tuple[list[Clip], Optional[MediaError]]:
-        clips: list[Clip] = []
-        try:
-            for clip in iter_clips(path, group, options, video=video, audio=audio, media=media):
-                if stop.is_set():
-                    break
-                clips.append(clip)
-        except MediaError as err:
-            return clips, err
-        return clips, None
+    def put(report: Decoded) -> bool:
+        while not stop.is_set():  # never block for good: the consumer may have gone
+            try:
+                reports.put(report, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="segment-decode")
+    def decode(lane: _Lane) -> Optional[BaseException]:
+        f = files[lane.file]
+        ranges = list(f.ranges[lane.start:lane.limit])
+        try:
+            # closing(): a lane that stops at its cut closes its container at once
+            with closing(iter_clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media)) as clips:
+                for offset, clip in enumerate(clips):
+                    index = lane.start + offset
+                    if stop.is_set() or not plan.hand(lane, index) or not put(Decoded("clip", lane.file, index, clip)):
+                        break
+        except Exception as err:  # one broken file never stops the run; the consumer words it
+            return err
+        return None
+
+    def work() -> None:
+        while not stop.is_set():
+            lane = plan.take()
+            if lane is None:
+                return
+            final = plan.release(lane, decode(lane))
+            if final is not None and not put(final):
+                return
+
+    threads = [threading.Thread(target=work, name=f"decode-{i}", daemon=True) for i in range(max(1, workers))]
+    for t in threads:
+        t.start()
+    settled = 0
     try:
-        pending = deque(pool.submit(decode, g) for g in groups[:workers])
-        queued = len(pending)
-        while pending:
-            clips, error = pending.popleft().result()
-            if queued < len(groups):
-                pending.append(pool.submit(decode, groups[queued]))
-                queued += 1
-            yield from clips
-            if error is not None:
-                raise error
+        while settled < len(files):
+            report = reports.get()
+            if report.kind != "clip":
+                settled += 1
+            yield report
     finally:
-        stop.set()  # a consumer that stops early: running segments end at their next clip
-        pool.shutdown(wait=True, cancel_futures=True)
+        stop.set()
+        while any(t.is_alive() for t in threads):
+            _drain(reports)  # frees a worker blocked on a full queue
+            for t in threads:
+                t.join(timeout=0.05)
+
+
+def _drain(q: queue.Queue) -> None:
+    try:
+        while True:
+            q.get_nowait()
+    except queue.Empty:
+        pass
