@@ -59,17 +59,21 @@ def main() -> None:
         err_console.print("interrupted: files committed so far are kept; re-run to finish")
         sys.exit(130)
     except Exception as err:  # click usage errors and the truly unexpected
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
+        if _is_click(err, "ClickException"):  # a mistyped option or value: usage and the fix, exit 2
             err.show()
             sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Exit):
+        if _is_click(err, "Exit"):
             sys.exit(err.exit_code)
         if state.verbose:
             raise
         err_console.print(f"[bold red]unexpected error:[/] {type(err).__name__}: {err}\n(run with --verbose for the traceback)")
         sys.exit(1)
+
+
+def _is_click(err: BaseException, name: str) -> bool:
+    # By class name: Typer >= 0.26 raises the exceptions of its own vendored copy of click, which
+    # are not the `click` package's classes (isinstance on those missed every usage error).
+    return any(cls.__name__ == name and cls.__module__.endswith("click.exceptions") for cls in type(err).__mro__)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,18 @@ def test_errors_are_one_line_and_actionable(tmp_path, cli_index):
     assert "Traceback" in out.stderr  # --verbose shows it
 
 
+def test_mistyped_options_and_values_get_usage_not_an_unexpected_error(tmp_path):
+    # Typer raises its vendored click's exceptions: each must still read as a usage error, exit 2.
+    for args, says in ((["query", "x", "--bogus"], "No such option: --bogus"),
+                       (["query", "x", "-k", "abc"], "Invalid value for '-k'"),
+                       (["index", tmp_path, "--workers", "0"], "Invalid value for '--workers'")):
+        out = run(*args, "--index", tmp_path / "idx")
+        assert out.returncode == 2, (args, out.stderr)
+        assert says in out.stderr and "--help" in out.stderr, (args, out.stderr)
+        assert "unexpected error" not in out.stderr
+    assert not (tmp_path / "idx").exists()
+
+
 def test_offline_hub_model_names_the_fixes(tmp_path, library_template):
     out = run("index", library_template, "--index", tmp_path / "idx", env={"HF_HUB_OFFLINE": "1"})
     assert out.returncode == 5
