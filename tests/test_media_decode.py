@@ -111,3 +111,20 @@ def test_skipping_b_frames_keeps_going_when_i_and_p_frames_are_dense(tmp_path):
     path = _with_b_frames(tmp_path / "dense.mp4", fps=30, seconds=2.0)
     frames = read_clip(path, options=DecodeOptions(skip_frames="bidir"), audio=False).frames
     assert len(frames) == 4 and len({f.tobytes() for f in frames}) == 4
+
+
+def test_decoding_stops_right_after_the_last_clip_still_wanted(tmp_path):
+    # A split in parallel.py lowers how many clips a running decoder must deliver; it must stop
+    # after the new last one, not decode (and deliver) the clips that another decoder now has.
+    from avsearch.media.decode import iter_clips
+    from avsearch.media.segment import plan_clips
+
+    path = write_video(tmp_path / "v.mp4", duration_s=12.0, width=64, height=48, fps=10, audio=True, seed=1, gop=10)
+    ranges = plan_clips(12.0, clip_s=2.0)
+    wanted = [len(ranges)]
+    got = []
+    for clip in iter_clips(path, ranges, wanted=lambda: wanted[0]):
+        got.append(clip.start_s)
+        wanted[0] = 3  # shrinks while the first clip is being handed out
+    assert got == [0.0, 2.0, 4.0]
+    assert [c.start_s for c in iter_clips(path, ranges)] == [r[0] for r in ranges]  # and all without it

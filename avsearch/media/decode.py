@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import av
 import numpy as np
@@ -95,7 +95,14 @@ def read_clip(path: str | Path, start_s: Optional[float] = None, end_s: Optional
 
 
 def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options: DecodeOptions = DecodeOptions(),
-               *, video: bool = True, audio: bool = True, media: Optional[MediaFile] = None) -> Iterator[Clip]:
+               *, video: bool = True, audio: bool = True, media: Optional[MediaFile] = None,
+               wanted: Optional[Callable[[], int]] = None) -> Iterator[Clip]:
+    """The clips of `ranges` (sorted by start), each as soon as it is complete.
+
+    wanted: how many of the (sorted) ranges are still wanted, asked after every packet; it may
+    shrink while decoding (another decoder took the rest, see parallel.py), and decoding then stops
+    right after the last wanted clip instead of running on to the next one's end.
+    """
     media = media or probe(path)
     ranges = sorted((float(a), float(b)) for a, b in ranges)
     if not ranges:
@@ -131,7 +138,7 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
                     else:
                         state.on_audio(frame)
                 yield from state.ready()
-                if state.all_done():
+                if state.all_done() or (wanted is not None and state.next_clip >= wanted()):
                     return
             state.finish()
             yield from state.ready()

@@ -179,8 +179,10 @@ def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeO
         f = files[lane.file]
         ranges = list(f.ranges[lane.start:lane.limit])
         try:
-            # closing(): a lane that stops at its cut closes its container at once
-            with closing(iter_clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media)) as clips:
+            # wanted: a split lowers lane.limit, and this decoder stops right after the cut's last
+            # clip instead of decoding the next clip only to have it refused (10 s of media wasted).
+            with closing(iter_clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media,
+                                    wanted=lambda: lane.limit - lane.start)) as clips:
                 for offset, clip in enumerate(clips):
                     index = lane.start + offset
                     if stop.is_set() or not plan.hand(lane, index) or not put(Decoded("clip", lane.file, index, clip)):
