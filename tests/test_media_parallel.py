@@ -158,3 +158,25 @@ def test_stopping_early_ends_the_workers(long_video):
 
 def test_nothing_to_decode_yields_nothing():
     assert list(decode_files([])) == []
+
+
+def test_a_split_off_part_whose_seek_fails_is_read_again_from_the_start(long_video, monkeypatch):
+    # Some files decode well from the start but fail after a seek; splitting must not fail them.
+    calls = []
+    real = parallel_mod.iter_clips
+
+    def seek_breaks(path, ranges, *args, seek=True, **kwargs):
+        calls.append((ranges[0][0], seek))
+        if seek and ranges[0][0] > 5.0:
+            raise MediaError(f"{path}: decoding failed after 0.0 s (seek, test)")
+        for clip in real(path, ranges, *args, seek=seek, **kwargs):
+            time.sleep(0.03)  # slow enough for the second worker to find something to split
+            yield clip
+
+    monkeypatch.setattr(parallel_mod, "iter_clips", seek_breaks)
+    ranges = plan_clips(24.0, clip_s=2.0)
+    clips, finals = collect(decode_files([FileToDecode(long_video, ranges)], workers=2, min_split_s=6.0))
+    assert finals[0].kind == "done" and sorted(i for _, i in clips) == list(range(len(ranges)))
+    assert (12.0, True) in calls and (12.0, False) in calls  # split at 12 s, seek failed, read again
+    one = list(iter_clips(long_video, ranges[6:], seek=False))
+    assert all(np.array_equal(a.frames, clips[(0, 6 + i)].frames) for i, a in enumerate(one))

@@ -96,12 +96,14 @@ def read_clip(path: str | Path, start_s: Optional[float] = None, end_s: Optional
 
 def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options: DecodeOptions = DecodeOptions(),
                *, video: bool = True, audio: bool = True, media: Optional[MediaFile] = None,
-               wanted: Optional[Callable[[], int]] = None) -> Iterator[Clip]:
+               wanted: Optional[Callable[[], int]] = None, seek: bool = True) -> Iterator[Clip]:
     """The clips of `ranges` (sorted by start), each as soon as it is complete.
 
     wanted: how many of the (sorted) ranges are still wanted, asked after every packet; it may
     shrink while decoding (another decoder took the rest, see parallel.py), and decoding then stops
     right after the last wanted clip instead of running on to the next one's end.
+    seek: False reads from the file's start even when the first range lies deep in it (for files
+    whose seeking fails).
     """
     media = media or probe(path)
     ranges = sorted((float(a), float(b)) for a, b in ranges)
@@ -117,7 +119,7 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
             vstream.codec_context.skip_frame = _SKIP_FRAME[options.skip_frames]
             if options.threads:
                 vstream.thread_count = options.threads
-        seek = ranges[0][0] > 5.0  # a range deep in a file: seek instead of decoding from 0
+        seek = seek and ranges[0][0] > 5.0  # a range deep in a file: seek instead of decoding from 0
         # After a seek, sound is resampled on the grid of a decode from the stream's first sample.
         audio_origin = (astream.start_time or 0) if seek and astream is not None else None
         state = _State(media, ranges, options, vstream is not None, astream is not None, audio_origin)

@@ -11,6 +11,9 @@ Why split only then, and not cut every file into segments up front: a split cost
 container open and the decoding from the keyframe before the split point (up to a GOP: ~8 s of I/P
 frames at x264's defaults), which buys nothing while other files keep every worker busy.
 
+A split-off part that fails (its seek, say) is read once more from the file's start before the
+file is reported failed: a file that decodes must not fail because it was split.
+
 Clips are handed back as they are decoded, tagged with their file and range index, so clips of one
 file may come out of order (the consumer keys them by index). Frames are the same as one decoder
 gives; sound too, to float rounding (< 1e-4; see decode._aligned).
@@ -175,16 +178,18 @@ def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeO
                 continue
         return False
 
-    def decode(lane: _Lane) -> Optional[BaseException]:
+    def decode(lane: _Lane, seek: bool = True) -> Optional[BaseException]:
+        """Decode the lane's clips from the next one not yet handed back; the error, if any."""
         f = files[lane.file]
-        ranges = list(f.ranges[lane.start:lane.limit])
+        first = lane.next
+        ranges = list(f.ranges[first:lane.limit])
         try:
             # wanted: a split lowers lane.limit, and this decoder stops right after the cut's last
             # clip instead of decoding the next clip only to have it refused (10 s of media wasted).
             with closing(iter_clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media,
-                                    wanted=lambda: lane.limit - lane.start)) as clips:
+                                    wanted=lambda: lane.limit - first, seek=seek)) as clips:
                 for offset, clip in enumerate(clips):
-                    index = lane.start + offset
+                    index = first + offset
                     if stop.is_set() or not plan.hand(lane, index) or not put(Decoded("clip", lane.file, index, clip)):
                         break
         except Exception as err:  # one broken file never stops the run; the consumer words it
@@ -196,7 +201,13 @@ def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeO
             lane = plan.take()
             if lane is None:
                 return
-            final = plan.release(lane, decode(lane))
+            error = decode(lane)
+            if error is not None and lane.start > 0 and not stop.is_set():
+                # A split-off part starts with a seek, which fails on some files that decode well
+                # from the start: such a file must not fail only because it was split. Once more,
+                # reading from the start (slow, but only on such files).
+                error = decode(lane, seek=False)
+            final = plan.release(lane, error)
             if final is not None and not put(final):
                 return
 
