@@ -31,8 +31,9 @@ from typing import Iterator, Optional, Sequence
 from avsearch.media.decode import DecodeOptions, iter_clips
 from avsearch.types import Clip, MediaFile
 
-# A running file is split only when both parts keep at least this much media: below it the seek and
-# the decoding from the keyframe before the split point cost about what the second core gains.
+# A running file is split only when both parts keep at least this much media. Each split costs a
+# seek and up to a GOP of extra decoding; 15 s measured no better than 30 s on this project's 2-core
+# machine (benchmarks/results/ingest-reading.md), so the cheaper, rarer splits stay.
 MIN_SPLIT_S = 30.0
 
 
