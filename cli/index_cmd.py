@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from avsearch.index import Index
-from avsearch.store import IndexSettings
+import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
 from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES
 from avsearch.cli.common import IndexOption, console, err_console, fail, short_path
+
+if TYPE_CHECKING:
+    from avsearch.index import Index
+    from avsearch.store import IndexSettings
 
 
 def register(app: typer.Typer) -> None:
@@ -60,12 +63,14 @@ def index(
 
     Example:  avsearch index ~/Videos /mnt/archive/tapes --model tiny
     """
+    from avsearch.store import IndexSettings  # LanceDB with it: loaded only once a command runs
+
     try:
         settings = IndexSettings(clip_s=clip_s, fps=fps, views=tuple(v.strip() for v in views.split(",") if v.strip()),
                                  frames=frames, resize=resize)
     except ValueError as err:
         raise fail(f"--{err}", 2) from None
-    idx = Index.open(index_dir, model=model, device=device, create=True, settings=settings)
+    idx = avsearch.Index.open(index_dir, model=model, device=device, create=True, settings=settings)
     _warn_ignored_settings(ctx, settings, idx.settings)
     if dry_run:
         _print_plan(idx.plan(paths, prune=prune, retry_failed=retry_failed), as_json)

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from avsearch.index import Index
+import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
 from avsearch.cli.common import IndexOption, console, err_console, short_path
 
 
@@ -27,7 +27,7 @@ def status(index_dir: Optional[Path] = IndexOption,
 
     Example:  avsearch status --index /mnt/archive/avsearch-index
     """
-    stats = Index.open(index_dir).stats()
+    stats = avsearch.Index.open(index_dir).stats()
     if as_json:
         console.print_json(json.dumps(stats))
         return
@@ -59,7 +59,7 @@ def failures(index_dir: Optional[Path] = IndexOption,
 
     Example:  avsearch failures --json | jq -r .path
     """
-    rows = Index.open(index_dir).failures()
+    rows = avsearch.Index.open(index_dir).failures()
     if as_json:
         for r in rows:
             print(json.dumps(r, ensure_ascii=False))
@@ -81,7 +81,7 @@ def remove(paths: List[Path] = typer.Argument(..., help="Files or folders to for
 
     Example:  avsearch remove ~/Videos/old-tapes
     """
-    n = Index.open(index_dir).remove(paths)
+    n = avsearch.Index.open(index_dir).remove(paths)
     console.print(f"removed {n} file{'s' if n != 1 else ''} from the index")
 
 
@@ -90,7 +90,7 @@ def reindex(index_dir: Optional[Path] = IndexOption) -> None:
 
     Example:  avsearch reindex --index ./avsearch-index
     """
-    state = Index.open(index_dir).reindex()
+    state = avsearch.Index.open(index_dir).reindex()
     console.print(f"ANN index rebuilt: {state['kind']}, {state['vectors']} vectors")
 
 

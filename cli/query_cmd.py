@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from avsearch.errors import QueryError
-from avsearch.index import Index
+import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
 from avsearch.types import Query, View
 from avsearch.cli.common import IndexOption, console, err_console, hms, short_path
 
@@ -76,7 +76,7 @@ def query(
         media, media_view = next((p, v) for p, v in ((audio, View.AUDIO), (video, View.VIDEO), (av, View.AV)) if p)
         q = Query(media=media, view=media_view, start_s=start, end_s=end, **fields)
 
-    idx = Index.open(index_dir, model=model, device=device)
+    idx = avsearch.Index.open(index_dir, model=model, device=device)
     result = idx.search_detailed(q, k=k, merge_adjacent=merge, per_file=per_file, min_score=min_score,
                                  rerank_top=rerank_top)
     hits = result.hits

@@ -88,6 +88,17 @@ def test_errors_are_one_line_and_actionable(tmp_path, cli_index):
     assert "Traceback" in out.stderr  # --verbose shows it
 
 
+def test_help_and_usage_errors_load_neither_lancedb_nor_torch():
+    # They answered in 3-4 s when every command module imported LanceDB (1.8 s of imports) at load.
+    code = ("import sys\nfrom avsearch.cli.app import app\n"
+            "try:\n    app(['query', '--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('lancedb', 'torch', 'faiss', 'av', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "avsearch query" in out.stdout  # the help was printed
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_mistyped_options_and_values_get_usage_not_an_unexpected_error(tmp_path):
     # Typer raises its vendored click's exceptions: each must still read as a usage error, exit 2.
     for args, says in ((["query", "x", "--bogus"], "No such option: --bogus"),
