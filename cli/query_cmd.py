@@ -21,7 +21,9 @@ def register(app: typer.Typer) -> None:
 
 
 def query(
-    text: Optional[str] = typer.Argument(None, help="What to look for, in words.", show_default=False),
+    text: Optional[str] = typer.Argument(
+        None, help="What to look for, in words. '-' reads one query per line from standard input, with the model "
+                   "loaded once (a prompt when typed at a terminal).", show_default=False),
     audio: Optional[Path] = typer.Option(None, "--audio", help="Query with the sound of this file.", show_default=False),
     video: Optional[Path] = typer.Option(None, "--video", help="Query with the pictures of this file (silent).", show_default=False),
     av: Optional[Path] = typer.Option(None, "--av", help="Query with this video and its sound.", show_default=False),
@@ -58,6 +60,8 @@ def query(
       avsearch query --audio siren.wav --view video --json | jq .path
 
       avsearch query "someone speaking" --instruction "Is a woman speaking?" --per-file 1
+
+      avsearch query - --json < questions.txt     (one text query per line; model loaded once)
     """
     sources = [s for s in (text, audio, video, av, like) if s is not None]
     if len(sources) != 1:
@@ -68,6 +72,13 @@ def query(
         min_duration_s=min_duration, max_duration_s=max_duration,
         indexed_after=_parse_date(indexed_after) if indexed_after else None,
     )
+    if text == "-":
+        if thumbs or contact_sheet or export:
+            raise QueryError("--thumbs, --contact-sheet and --export take one query; give it as TEXT instead of '-'")
+        idx = avsearch.Index.open(index_dir, model=model, device=device)
+        failed = _query_lines(idx, lambda line: Query(text=line, **fields), as_json,
+                              dict(k=k, merge_adjacent=merge, per_file=per_file, min_score=min_score, rerank_top=rerank_top))
+        raise typer.Exit(QueryError.exit_code if failed else 0)
     if text is not None:
         q = Query(text=text, **fields)
     elif like is not None:
@@ -102,6 +113,48 @@ def query(
             err_console.print(f"exported {len(written)} clips to {export}")
     if not hits and not as_json:
         raise typer.Exit(0)
+
+
+def _query_lines(idx, make_query, as_json: bool, search_args: dict) -> int:
+    """Answer one text query per line of standard input; the number of lines that failed.
+
+    At a terminal it prompts and keeps going after a bad query; piped, each JSON hit carries its
+    query (`"query": ...`) so the answers can be told apart."""
+    import sys
+
+    interactive = sys.stdin.isatty()
+    failed = 0
+    while True:
+        if interactive:
+            err_console.print("[bold]query>[/] ", end="")
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            line = ""
+        if not line:  # end of input (Ctrl-D at a terminal)
+            if interactive:
+                err_console.print()
+            return failed
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            result = idx.search_detailed(make_query(line), **search_args)
+        except QueryError as err:
+            failed += 1
+            err_console.print(f"[bold red]error:[/] {err}")
+            continue
+        if as_json:
+            for h in result.hits:
+                print(json.dumps({"query": line, **h.to_dict()}, ensure_ascii=False), flush=True)
+        elif result.hits:
+            if not interactive:
+                console.print(f"[bold]{line}[/]")
+            _print_table(result.hits, result)
+        else:
+            why = ("no hit scored above --min-score" if search_args.get("min_score") is not None and result.candidates
+                   else "no matching clips")
+            err_console.print(f"[yellow]{why}[/] for {line!r}")
 
 
 def _print_table(hits, result) -> None:

@@ -60,6 +60,23 @@ def test_query_table_and_media_queries(cli_index):
     assert Path(top["path"]).name == "street.mp4" and top["start_s"] == 0.0 and top["view"] == "av"
 
 
+def test_queries_read_from_stdin_get_the_answers_of_single_queries(cli_index):
+    idx, _, _ = cli_index
+    out = subprocess.run([sys.executable, "-m", "avsearch.cli.app", "query", "-", "--index", str(idx), "--json",
+                          "-k", "3", "--no-merge"], input="a dog barking\n\n  rain on a roof \n", capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    hits = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [h["query"] for h in hits] == ["a dog barking"] * 3 + ["rain on a roof"] * 3  # blank line skipped
+    for text in ("a dog barking", "rain on a roof"):
+        single = run("query", text, "--index", idx, "--json", "-k", "3", "--no-merge")
+        expected = [json.loads(line) for line in single.stdout.splitlines()]
+        got = [{k: v for k, v in h.items() if k != "query"} for h in hits if h["query"] == text]
+        assert got == expected
+    refused = run("query", "-", "--index", idx, "--export", idx.parent / "cuts")
+    assert refused.returncode == 8 and "one query" in refused.stderr
+
+
 def test_status_and_failures(cli_index):
     idx, _, _ = cli_index
     out = run("status", "--index", idx, "--json")
