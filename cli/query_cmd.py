@@ -123,15 +123,24 @@ def _query_lines(idx, make_query, as_json: bool, search_args: dict) -> int:
     import sys
 
     interactive = sys.stdin.isatty()
+    if interactive:
+        try:
+            import readline  # noqa: F401 - gives input() line editing and history (up arrow)
+        except ImportError:
+            pass
     failed = 0
     while True:
-        if interactive:
-            err_console.print("[bold]query>[/] ", end="")
         try:
-            line = sys.stdin.readline()
-        except KeyboardInterrupt:
+            if interactive and not sys.stdout.isatty():  # results piped on: keep the prompt out of them
+                sys.stderr.write("query> ")
+                sys.stderr.flush()
+            line = (input("query> " if sys.stdout.isatty() else "") if interactive else sys.stdin.readline())
+        except EOFError:  # Ctrl-D at the prompt
             line = ""
-        if not line:  # end of input (Ctrl-D at a terminal)
+        except KeyboardInterrupt:  # Ctrl-C at the prompt drops the line, as shells do
+            err_console.print()  # (stderr: stdout may be a file of results)
+            continue
+        if not line:
             if interactive:
                 err_console.print()
             return failed
@@ -143,6 +152,11 @@ def _query_lines(idx, make_query, as_json: bool, search_args: dict) -> int:
         except QueryError as err:
             failed += 1
             err_console.print(f"[bold red]error:[/] {err}")
+            continue
+        except KeyboardInterrupt:
+            if not interactive:
+                raise
+            err_console.print("[yellow]query interrupted[/]")
             continue
         if as_json:
             for h in result.hits:

@@ -77,6 +77,42 @@ def test_queries_read_from_stdin_get_the_answers_of_single_queries(cli_index):
     assert refused.returncode == 8 and "one query" in refused.stderr
 
 
+def test_the_query_prompt_at_a_terminal(cli_index):
+    # stdin a terminal, stdout a pipe (as in `avsearch query - --json > hits.jsonl`): the prompt goes
+    # to stderr, the hits to stdout, the prompt comes back after an answer, Ctrl-D ends.
+    import select
+
+    idx, _, _ = cli_index
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "avsearch.cli.app", "query", "-", "--index", str(idx), "--json",
+                             "-k", "2"], stdin=slave, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+    os.close(slave)
+    errors = b""
+
+    def wait_for_prompt(count: int) -> None:
+        nonlocal errors
+        while errors.count(b"query> ") < count:
+            ready, _, _ = select.select([proc.stderr], [], [], 120)
+            assert ready, f"no prompt; stderr so far: {errors!r}"
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk, f"stderr closed; so far: {errors!r}"
+            errors += chunk
+
+    try:
+        wait_for_prompt(1)
+        os.write(master, b"a dog barking\n")
+        wait_for_prompt(2)
+        os.write(master, b"\x04")  # Ctrl-D
+        out, rest = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        os.close(master)
+    hits = [json.loads(line) for line in out.decode().splitlines()]
+    assert proc.returncode == 0, errors + rest
+    assert len(hits) == 2 and {h["query"] for h in hits} == {"a dog barking"}
+
+
 def test_status_and_failures(cli_index):
     idx, _, _ = cli_index
     out = run("status", "--index", idx, "--json")
