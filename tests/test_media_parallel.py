@@ -180,3 +180,13 @@ def test_a_split_off_part_whose_seek_fails_is_read_again_from_the_start(long_vid
     assert (12.0, True) in calls and (12.0, False) in calls  # split at 12 s, seek failed, read again
     one = list(iter_clips(long_video, ranges[6:], seek=False))
     assert all(np.array_equal(a.frames, clips[(0, 6 + i)].frames) for i, a in enumerate(one))
+
+
+def test_workers_that_die_unexpectedly_raise_instead_of_hanging(long_video, monkeypatch):
+    def broken_release(self, lane, error):
+        raise AssertionError("bug in the plan")
+
+    monkeypatch.setattr(parallel_mod._Plan, "release", broken_release)
+    with pytest.raises(RuntimeError, match="stopped before every file") as caught:
+        list(decode_files([FileToDecode(long_video, plan_clips(24.0, clip_s=2.0))], workers=2))
+    assert "bug in the plan" in str(caught.value.__cause__)  # the worker's own error is kept

@@ -94,7 +94,6 @@ class _Plan:
         self.running = [0] * len(files)  # lanes per file
         self.handed = [0] * len(files)  # clips handed back per file
         self.failed = [False] * len(files)
-        self.splits = 0
 
     def take(self) -> Optional[_Lane]:
         with self.lock:
@@ -128,7 +127,6 @@ class _Plan:
         _, owner, cut = best
         thief = _Lane(owner.file, cut, owner.limit)
         owner.limit = cut  # the owner stops when it reaches the cut (see hand)
-        self.splits += 1
         return thief
 
     def hand(self, lane: _Lane, index: int) -> bool:
@@ -212,13 +210,28 @@ def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeO
             if final is not None and not put(final):
                 return
 
-    threads = [threading.Thread(target=work, name=f"decode-{i}", daemon=True) for i in range(max(1, workers))]
+    crashed: list[BaseException] = []
+
+    def run_worker() -> None:
+        try:
+            work()
+        except BaseException as err:  # a bug, not a media problem (those are reported per file)
+            crashed.append(err)
+
+    threads = [threading.Thread(target=run_worker, name=f"decode-{i}", daemon=True) for i in range(max(1, workers))]
     for t in threads:
         t.start()
     settled = 0
     try:
         while settled < len(files):
-            report = reports.get()
+            try:
+                report = reports.get(timeout=1.0)
+            except queue.Empty:
+                if not any(t.is_alive() for t in threads) and reports.empty():
+                    # Never wait for good on workers that are gone: that would hang the indexer.
+                    raise RuntimeError("the decode workers stopped before every file was reported (a bug)") from (
+                        crashed[0] if crashed else None)
+                continue
             if report.kind != "clip":
                 settled += 1
             yield report
