@@ -39,10 +39,16 @@ manage_cmd.register(app)
 app.add_typer(model_cmd.app, name="model")
 
 
+INTERRUPTED = 130  # the shell's code for Ctrl-C, and what Typer turns a KeyboardInterrupt into
+
+
 def main() -> None:
     try:
         code = app(standalone_mode=False)
-        # Without standalone mode click returns the code of a typer.Exit instead of raising it.
+        # Without standalone mode click returns the code of a typer.Exit instead of raising it,
+        # Ctrl-C's included: Typer catches KeyboardInterrupt itself and returns 130, silently.
+        if code == INTERRUPTED:
+            _interrupted()
         if isinstance(code, int) and code:
             sys.exit(code)
     except AvsearchError as err:
@@ -56,8 +62,7 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(130)
     except KeyboardInterrupt:
-        err_console.print("interrupted: files committed so far are kept; re-run to finish")
-        sys.exit(130)
+        _interrupted()
     except Exception as err:  # click usage errors and the truly unexpected
         if _is_click(err, "ClickException"):  # a mistyped option or value: usage and the fix, exit 2
             err.show()
@@ -68,6 +73,13 @@ def main() -> None:
             raise
         err_console.print(f"[bold red]unexpected error:[/] {type(err).__name__}: {err}\n(run with --verbose for the traceback)")
         sys.exit(1)
+
+
+def _interrupted() -> None:
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "")
+    why = ": files committed so far are kept; re-run to finish" if command == "index" else ""
+    err_console.print(f"interrupted{why}")
+    sys.exit(INTERRUPTED)
 
 
 def _is_click(err: BaseException, name: str) -> bool:

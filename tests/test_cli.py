@@ -164,6 +164,25 @@ def test_mistyped_options_and_values_get_usage_not_an_unexpected_error(tmp_path)
     assert not (tmp_path / "idx").exists()
 
 
+def test_ctrl_c_while_indexing_says_what_is_kept(tmp_path, monkeypatch, capsys):
+    # Typer turns a KeyboardInterrupt into a silent exit code 130; the user must still be told.
+    import avsearch
+    from avsearch.cli import app as app_mod
+
+    index_cls = avsearch.Index
+
+    def interrupted_add(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_cls, "add", interrupted_add)
+    monkeypatch.setattr(sys, "argv", ["avsearch", "index", str(tmp_path), "--index", str(tmp_path / "idx"),
+                                      "--model", "tiny"])
+    with pytest.raises(SystemExit) as done:
+        app_mod.main()
+    assert done.value.code == 130
+    assert "interrupted: files committed so far are kept; re-run to finish" in capsys.readouterr().err
+
+
 def test_offline_hub_model_names_the_fixes(tmp_path, library_template):
     out = run("index", library_template, "--index", tmp_path / "idx", env={"HF_HUB_OFFLINE": "1"})
     assert out.returncode == 5
