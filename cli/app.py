@@ -60,7 +60,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         err_console.print("aborted")
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except KeyboardInterrupt:
         _interrupted()
     except Exception as err:  # click usage errors and the truly unexpected

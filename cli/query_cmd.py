@@ -72,12 +72,12 @@ def query(
         min_duration_s=min_duration, max_duration_s=max_duration,
         indexed_after=_parse_date(indexed_after) if indexed_after else None,
     )
+    search_args = dict(k=k, merge_adjacent=merge, per_file=per_file, min_score=min_score, rerank_top=rerank_top)
     if text == "-":
         if thumbs or contact_sheet or export:
             raise QueryError("--thumbs, --contact-sheet and --export take one query; give it as TEXT instead of '-'")
         idx = avsearch.Index.open(index_dir, model=model, device=device)
-        failed = _query_lines(idx, lambda line: Query(text=line, **fields), as_json,
-                              dict(k=k, merge_adjacent=merge, per_file=per_file, min_score=min_score, rerank_top=rerank_top))
+        failed = _query_lines(idx, lambda line: Query(text=line, **fields), as_json, search_args)
         raise typer.Exit(QueryError.exit_code if failed else 0)
     if text is not None:
         q = Query(text=text, **fields)
@@ -88,15 +88,13 @@ def query(
         q = Query(media=media, view=media_view, start_s=start, end_s=end, **fields)
 
     idx = avsearch.Index.open(index_dir, model=model, device=device)
-    result = idx.search_detailed(q, k=k, merge_adjacent=merge, per_file=per_file, min_score=min_score,
-                                 rerank_top=rerank_top)
+    result = idx.search_detailed(q, **search_args)
     hits = result.hits
     if as_json:
         for h in hits:
             print(json.dumps(h.to_dict(), ensure_ascii=False))
     elif not hits:
-        why = "no hit scored above --min-score" if min_score is not None and result.candidates else "no matching clips"
-        err_console.print(f"[yellow]{why}[/] (searched {idx.path})")
+        err_console.print(f"[yellow]{_no_hits(result, min_score)}[/] (searched {idx.path})")
     else:
         _print_table(hits, result)
     if thumbs or contact_sheet or export:
@@ -128,13 +126,15 @@ def _query_lines(idx, make_query, as_json: bool, search_args: dict) -> int:
             import readline  # noqa: F401 - gives input() line editing and history (up arrow)
         except ImportError:
             pass
+    # With results piped on (stdout not a terminal), the prompt goes to stderr, out of the results.
+    prompt_on_stdout = sys.stdout.isatty()
     failed = 0
     while True:
         try:
-            if interactive and not sys.stdout.isatty():  # results piped on: keep the prompt out of them
+            if interactive and not prompt_on_stdout:
                 sys.stderr.write("query> ")
                 sys.stderr.flush()
-            line = (input("query> " if sys.stdout.isatty() else "") if interactive else sys.stdin.readline())
+            line = input("query> " if prompt_on_stdout else "") if interactive else sys.stdin.readline()
         except EOFError:  # Ctrl-D at the prompt
             line = ""
         except KeyboardInterrupt:  # Ctrl-C at the prompt drops the line, as shells do
@@ -166,9 +166,12 @@ def _query_lines(idx, make_query, as_json: bool, search_args: dict) -> int:
                 console.print(f"[bold]{line}[/]")
             _print_table(result.hits, result)
         else:
-            why = ("no hit scored above --min-score" if search_args.get("min_score") is not None and result.candidates
-                   else "no matching clips")
-            err_console.print(f"[yellow]{why}[/] for {line!r}")
+            err_console.print(f"[yellow]{_no_hits(result, search_args['min_score'])}[/] for {line!r}")
+
+
+def _no_hits(result, min_score: Optional[float]) -> str:
+    """Why a search listed nothing: all candidates under --min-score, or nothing matched at all."""
+    return "no hit scored above --min-score" if min_score is not None and result.candidates else "no matching clips"
 
 
 def _print_table(hits, result) -> None:
