@@ -45,7 +45,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -165,21 +164,32 @@ def decode_ffmpeg(path: Path, width: int, height: int) -> dict:
     return {}
 
 
-def bench_decode(path: Path, repeats: int, modes: list[str], log) -> dict:
-    media = probe(path)
-    h, w = smart_resize(media.height, media.width, factor=28, min_pixels=784, max_pixels=176_400)
-    runs: dict[str, list[float]] = {name: [] for name in ["ffmpeg", *modes]}
+def model_size(media) -> tuple[int, int]:
+    """(height, width) the decoders scale this file's frames to: WAVE's pixel budget."""
+    return smart_resize(media.height, media.width, factor=28, min_pixels=784, max_pixels=176_400)
+
+
+def time_alternating(decoders: dict, repeats: int, media_s: float) -> dict:
+    """Each decoder (name -> a call returning facts) run `repeats` times, alternating; best time kept."""
+    runs: dict[str, list[float]] = {name: [] for name in decoders}
     facts: dict[str, dict] = {}
     for _ in range(repeats):
-        for name in runs:
+        for name, decode in decoders.items():
             t0 = time.perf_counter()
-            facts[name] = decode_ffmpeg(path, w, h) if name == "ffmpeg" else decode_avsearch(path, name)
+            facts[name] = decode()
             runs[name].append(time.perf_counter() - t0)
+    return {name: {"best_s": min(times), "all_s": times, "media_s_per_s": media_s / min(times), **facts[name]}
+            for name, times in runs.items()}
+
+
+def bench_decode(path: Path, repeats: int, modes: list[str], log) -> dict:
+    media = probe(path)
+    h, w = model_size(media)
+    decoders = {"ffmpeg": lambda: decode_ffmpeg(path, w, h)} | {
+        name: (lambda name=name: decode_avsearch(path, name)) for name in modes}
     out = {"file": path.name, "width": media.width, "height": media.height, "duration_s": media.duration_s,
-           "fps": media.fps, "scaled_to": [h, w], "size_mb": path.stat().st_size / 1e6, "decoders": {}}
-    for name, times in runs.items():
-        best = min(times)
-        out["decoders"][name] = {"best_s": best, "all_s": times, "media_s_per_s": media.duration_s / best, **facts[name]}
+           "fps": media.fps, "scaled_to": [h, w], "size_mb": path.stat().st_size / 1e6,
+           "decoders": time_alternating(decoders, repeats, media.duration_s)}
     base = out["decoders"]["ffmpeg"]["best_s"]
     for name in modes:
         out["decoders"][name]["speedup_vs_ffmpeg"] = base / out["decoders"][name]["best_s"]
@@ -207,27 +217,18 @@ def decode_folder(paths: list[Path], min_split_s: float, workers: int = 2) -> di
 
 def bench_folder(paths: list[Path], repeats: int, log, more_workers: tuple[int, ...] = ()) -> dict:
     variants = dict(FOLDER_SPLITS) | {f"{w} workers, split >= {MIN_SPLIT_S:g} s": (MIN_SPLIT_S, w) for w in more_workers}
-    sizes = {}
-    for path in paths:
-        media = probe(path)
-        sizes[path] = smart_resize(media.height, media.width, factor=28, min_pixels=784, max_pixels=176_400)
+    sizes = {path: model_size(probe(path)) for path in paths}
 
     def ffmpeg_two_at_a_time() -> dict:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda p: decode_ffmpeg(p, sizes[p][1], sizes[p][0]), paths))
         return {}
 
-    runs: dict[str, list[float]] = {name: [] for name in ["ffmpeg x2", *variants]}
-    facts: dict[str, dict] = {}
-    for _ in range(repeats):
-        for name in runs:
-            t0 = time.perf_counter()
-            facts[name] = ffmpeg_two_at_a_time() if name == "ffmpeg x2" else decode_folder(paths, *variants[name])
-            runs[name].append(time.perf_counter() - t0)
+    decoders = {"ffmpeg x2": ffmpeg_two_at_a_time} | {
+        name: (lambda args=args: decode_folder(paths, *args)) for name, args in variants.items()}
     media_s = sum(probe(p).duration_s for p in paths)
-    out = {"files": [p.name for p in paths], "media_s": media_s, "decoders": {}}
-    for name, times in runs.items():
-        out["decoders"][name] = {"best_s": min(times), "all_s": times, "media_s_per_s": media_s / min(times), **facts[name]}
+    out = {"files": [p.name for p in paths], "media_s": media_s,
+           "decoders": time_alternating(decoders, repeats, media_s)}
     log("folder: " + ", ".join(f"{n} {d['best_s']:.2f} s" for n, d in out["decoders"].items()))
     return out
 
