@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 
-def run(*args, cwd=None, env=None):
+def run(*args, cwd=None, env=None, input=None):
     full_env = {**os.environ, **(env or {}), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "avsearch.cli.app", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=full_env, timeout=300)
+                          text=True, cwd=cwd, env=full_env, timeout=300, input=input)
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,8 @@ def test_query_table_and_media_queries(cli_index):
 
 def test_queries_read_from_stdin_get_the_answers_of_single_queries(cli_index):
     idx, _, _ = cli_index
-    out = subprocess.run([sys.executable, "-m", "avsearch.cli.app", "query", "-", "--index", str(idx), "--json",
-                          "-k", "3", "--no-merge"], input="a dog barking\n\n  rain on a roof \n", capture_output=True,
-                         text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    out = run("query", "-", "--index", idx, "--json", "-k", "3", "--no-merge",
+              input="a dog barking\n\n  rain on a roof \n")
     assert out.returncode == 0, out.stderr
     hits = [json.loads(line) for line in out.stdout.splitlines()]
     assert [h["query"] for h in hits] == ["a dog barking"] * 3 + ["rain on a roof"] * 3  # blank line skipped
