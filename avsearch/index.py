@@ -109,7 +109,7 @@ class Index:
         return plan
 
     def add(self, paths: Iterable[str | Path], *, prune: bool = True, retry_failed: bool = False,
-            progress=None, decode_workers: int = 2, max_batch_tokens: Optional[int] = None,
+            progress=None, decode_workers: Optional[int] = None, max_batch_tokens: Optional[int] = None,
             commit_every_files: int = 8):
         """Index new and changed media under `paths`; re-point moved files; with `prune`, drop
         files under `paths` that are gone. Broken files are recorded as failed, never fatal.

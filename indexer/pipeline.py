@@ -33,7 +33,7 @@ class PipelineOptions:
     min_last_s: float = 1.0
     views: Sequence[str] = ("av", "video", "audio")
     decode: DecodeOptions = field(default_factory=DecodeOptions)
-    decode_workers: int = 2
+    decode_workers: Optional[int] = None  # None: avsearch.media.default_decode_workers() (2-4 by CPUs)
     queue_clips: int = 8  # decoded clips waiting for the embedder (bounds memory)
     max_batch_tokens: Optional[int] = None  # None: the embedder's own default
     max_batch_items: int = 32

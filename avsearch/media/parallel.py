@@ -21,6 +21,7 @@ gives; sound too, to float rounding (< 1e-4; see decode._aligned).
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from contextlib import closing
@@ -35,6 +36,20 @@ from avsearch.types import Clip, MediaFile
 # seek and up to a GOP of extra decoding; 15 s measured no better than 30 s on this project's 2-core
 # machine (benchmarks/results/ingest-reading.md), so the cheaper, rarer splits stay.
 MIN_SPLIT_S = 30.0
+
+
+def default_decode_workers(cpus: Optional[int] = None) -> int:
+    """Decode workers for this machine: half its CPUs, at least 2 and at most 4.
+
+    Measured (benchmarks/results/decode_workers*.md, ingest-reading.md): on 2 cores, 3 or 4 workers
+    were slower than 2 (each decoder already keeps most of a core busy beside its conversion
+    thread); on 16 cores, 4 workers decoded 1080p 1.60x as fast as 2 (74 vs 46 media-s/s: WAVE-7B
+    on an H100 needs ~50), and 6, 8 or 16 were slower than 4: the workers are threads, and the work
+    they do holding the GIL (demuxing, audio decoding and resampling) caps them at ~4.5 busy cores.
+    """
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return max(2, min(4, cpus // 2))
 
 
 @dataclass(frozen=True)
@@ -155,8 +170,9 @@ class _Plan:
 
 
 def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeOptions(), *,
-                 workers: int = 2, queue_clips: int = 8, min_split_s: float = MIN_SPLIT_S) -> Iterator[Decoded]:
-    """Decode every file's clips on `workers` threads; yields `Decoded` reports as they come.
+                 workers: Optional[int] = None, queue_clips: int = 8, min_split_s: float = MIN_SPLIT_S) -> Iterator[Decoded]:
+    """Decode every file's clips on `workers` threads (None: `default_decode_workers()`); yields
+    `Decoded` reports as they come.
 
     At most `queue_clips` decoded clips wait for the consumer (the workers pause when it is full),
     so memory stays bounded however long the files are. A file that fails is reported once and
@@ -218,7 +234,7 @@ def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeO
         except BaseException as err:  # a bug, not a media problem (those are reported per file)
             crashed.append(err)
 
-    threads = [threading.Thread(target=run_worker, name=f"decode-{i}", daemon=True) for i in range(max(1, workers))]
+    threads = [threading.Thread(target=run_worker, name=f"decode-{i}", daemon=True) for i in range(max(1, workers or default_decode_workers()))]
     for t in threads:
         t.start()
     settled = 0
