@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from avsearch.errors import QueryError
+from avsearch.errors import AvsearchError, QueryError
 import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
 from avsearch.types import Query, View
 from avsearch.cli.common import IndexOption, console, err_console, hms, short_path
+from avsearch.cli.prompt import PromptSession
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +25,8 @@ def register(app: typer.Typer) -> None:
 def query(
     text: Optional[str] = typer.Argument(
         None, help="What to look for, in words. '-' reads one query per line from standard input, with the model "
-                   "loaded once (a prompt when typed at a terminal).", show_default=False),
+                   "loaded once (a prompt when typed at a terminal); lines like ':k 5', ':view audio', "
+                   "':audio FILE' change settings or query with media (':help' lists them).", show_default=False),
     audio: Optional[Path] = typer.Option(None, "--audio", help="Query with the sound of this file.", show_default=False),
     video: Optional[Path] = typer.Option(None, "--video", help="Query with the pictures of this file (silent).", show_default=False),
     av: Optional[Path] = typer.Option(None, "--av", help="Query with this video and its sound.", show_default=False),
@@ -77,7 +80,7 @@ def query(
         if thumbs or contact_sheet or export:
             raise QueryError("--thumbs, --contact-sheet and --export take one query; give it as TEXT instead of '-'")
         idx = avsearch.Index.open(index_dir, model=model, device=device)
-        failed = _query_lines(idx, lambda line: Query(text=line, **fields), as_json, search_args)
+        failed = _query_lines(idx, PromptSession(dict(fields), dict(search_args)), as_json)
         raise typer.Exit(QueryError.exit_code if failed else 0)
     if text is not None:
         q = Query(text=text, **fields)
@@ -113,11 +116,13 @@ def query(
         raise typer.Exit(0)
 
 
-def _query_lines(idx, make_query, as_json: bool, search_args: dict) -> int:
-    """Answer one text query per line of standard input; the number of lines that failed.
+def _query_lines(idx, session: PromptSession, as_json: bool) -> int:
+    """Answer the queries of standard input, one per line (text, or ':' commands: cli/prompt.py);
+    the number of lines that failed.
 
     At a terminal it prompts and keeps going after a bad query; piped, each JSON hit carries its
-    query (`"query": ...`) so the answers can be told apart."""
+    line (`"query": ...`) so the answers can be told apart. Messages go to stderr, never among
+    the results."""
     import sys
 
     interactive = sys.stdin.isatty()
@@ -128,6 +133,8 @@ def _query_lines(idx, make_query, as_json: bool, search_args: dict) -> int:
             pass
     # With results piped on (stdout not a terminal), the prompt goes to stderr, out of the results.
     prompt_on_stdout = sys.stdout.isatty()
+    if interactive:
+        err_console.print("Type a query; ':help' lists commands (:k, :view, :audio FILE ...); Ctrl-D ends.", highlight=False)
     failed = 0
     while True:
         try:
@@ -147,9 +154,17 @@ def _query_lines(idx, make_query, as_json: bool, search_args: dict) -> int:
         line = line.strip()
         if not line:
             continue
+        reply = session.handle(line)
+        if reply.error or reply.message:
+            failed += bool(reply.error)
+            if reply.error:
+                err_console.print(f"[bold red]error:[/] {escape(reply.error)}")
+            else:
+                err_console.print(reply.message, markup=False, highlight=False)
+            continue
         try:
-            result = idx.search_detailed(make_query(line), **search_args)
-        except QueryError as err:
+            result = idx.search_detailed(reply.query, **session.search_args)
+        except AvsearchError as err:  # a bad file or clip_id: this line fails, the session goes on
             failed += 1
             err_console.print(f"[bold red]error:[/] {err}")
             continue
@@ -166,7 +181,7 @@ def _query_lines(idx, make_query, as_json: bool, search_args: dict) -> int:
                 console.print(f"[bold]{line}[/]")
             _print_table(result.hits, result)
         else:
-            err_console.print(f"[yellow]{_no_hits(result, search_args['min_score'])}[/] for {line!r}")
+            err_console.print(f"[yellow]{_no_hits(result, session.search_args['min_score'])}[/] for {line!r}")
 
 
 def _no_hits(result, min_score: Optional[float]) -> str:

@@ -76,6 +76,17 @@ def test_queries_read_from_stdin_get_the_answers_of_single_queries(cli_index):
     assert refused.returncode == 8 and "one query" in refused.stderr
 
 
+def test_stdin_lines_can_change_settings_and_query_with_media(cli_index):
+    idx, lib, _ = cli_index
+    lines = ["a dog barking", ":k 1", ":view audio", f":audio '{lib / 'speech.wav'}'", ":bogus", "rain on a roof"]
+    out = run("query", "-", "--index", idx, "--json", "-k", "3", "--no-merge", input="\n".join(lines) + "\n")
+    hits = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [h["query"] for h in hits] == ["a dog barking"] * 3 + [lines[3], "rain on a roof"]
+    assert Path(hits[3]["path"]).name == "speech.wav" and hits[3]["view"] == "audio" and hits[4]["view"] == "audio"
+    assert out.returncode == 8 and "unknown command ':bogus'" in out.stderr  # the bad line counts, the rest ran
+    assert "settings: k=1 view=any" in out.stderr and "settings: k=1 view=audio" in out.stderr
+
+
 def test_the_query_prompt_at_a_terminal(cli_index):
     # stdin a terminal, stdout a pipe (as in `avsearch query - --json > hits.jsonl`): the prompt goes
     # to stderr, the hits to stdout, the prompt comes back after an answer, Ctrl-D ends.
