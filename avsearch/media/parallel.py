@@ -45,7 +45,8 @@ def default_decode_workers(cpus: Optional[int] = None) -> int:
     were slower than 2 (each decoder already keeps most of a core busy beside its conversion
     thread); on 16 cores, 4 workers decoded 1080p 1.60x as fast as 2 (74 vs 46 media-s/s: WAVE-7B
     on an H100 needs ~50), and 6, 8 or 16 were slower than 4: the workers are threads, and the work
-    they do holding the GIL (demuxing, audio decoding and resampling) caps them at ~4.5 busy cores.
+    they do holding the GIL (demuxing, audio decoding and resampling) caps them at ~4.5 busy cores
+    (8 decode processes of 2 threads reached 3.4x the 2-thread rate there: decode_workers-processes.md).
     """
     if cpus is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
