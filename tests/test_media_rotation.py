@@ -15,6 +15,7 @@ import pytest
 
 from avsearch.media import probe, read_clip
 from avsearch.media.frames import extract_frame
+from avsearch.media.decode import DecodeOptions
 from avsearch.media.synth import set_display_rotation, write_video
 
 W, H = 84, 56  # stored (coded) size
@@ -38,6 +39,19 @@ def test_rotated_video_decodes_upright(tmp_path, plain, rotation, turns):
     turned = read_clip(path).frames
     assert turned.shape == np.rot90(frames, turns, axes=(1, 2)).shape
     assert np.array_equal(turned, np.rot90(frames, turns, axes=(1, 2)))
+
+
+@pytest.mark.parametrize("rotation, turns", [(90, -1), (270, 1)])
+def test_rotated_video_decodes_upright_when_swscale_scales(tmp_path, plain, rotation, turns):
+    # swscale scales the coded frame to the turned size first, then turns it: a 2x budget cut
+    # makes it really scale (84x56 is already on the 28-pixel grid).
+    options = DecodeOptions(resize="swscale", max_pixels=W * H // 2)
+    plain_frames = read_clip(plain[0], options=options).frames
+    path = write_video(tmp_path / f"s{rotation}.mp4", duration_s=1.0, width=W, height=H, audio=False, seed=7,
+                       rotation=rotation)
+    turned = read_clip(path, options=options).frames
+    assert plain_frames.shape[1:3] != (H, W)  # it did scale
+    assert np.array_equal(turned, np.rot90(plain_frames, turns, axes=(1, 2)))
 
 
 def test_thumbnail_of_a_rotated_video_is_upright(tmp_path, plain):

@@ -18,7 +18,7 @@ import numpy as np
 
 from avsearch.errors import MediaError
 from avsearch.media.container import describe, open_media
-from avsearch.media.probe import frame_rotation, probe, video_stream
+from avsearch.media.probe import frame_rotation, probe, turn_upright, video_stream
 from avsearch.media.resize import smart_resize
 from avsearch.resample import RESAMPLERS, keep_resizing_on_this_thread
 from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, SAMPLE_RATE, Clip, MediaFile, check_choice
@@ -295,11 +295,9 @@ class _State:
             rotation = frame_rotation(frame)
             sw, sh = (h, w) if rotation in (90, 270) else (w, h)  # scale before turning upright
             rgb = frame.to_ndarray(width=sw, height=sh, format="rgb24", interpolation="BICUBIC")
-            return np.ascontiguousarray(np.rot90(rgb, -(rotation // 90))) if rotation else rgb
-        rgb = frame.to_ndarray(format="rgb24")
-        rotation = frame_rotation(frame)
-        if rotation:
-            rgb = np.rot90(rgb, -(rotation // 90))  # upright first, then resize, as the reference
+            return np.ascontiguousarray(turn_upright(rgb, rotation))
+        # Upright first, then resize, as the reference does.
+        rgb = turn_upright(frame.to_ndarray(format="rgb24"), frame_rotation(frame))
         return rgb if rgb.shape[:2] == (h, w) else RESAMPLERS[self.options.resize](rgb, h, w)
 
     def close(self) -> None:

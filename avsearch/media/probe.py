@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
 import av
+import numpy as np
 from PIL import Image
 
 from avsearch.errors import MediaError
@@ -93,12 +93,16 @@ def frame_rotation(frame: av.VideoFrame) -> int:
     return int(round(-(getattr(frame, "rotation", 0) or 0))) % 360
 
 
+def turn_upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """Decoded pixels (H, W, 3) turned `rotation` degrees clockwise (a multiple of 90, from
+    frame_rotation): as the frame is displayed. A view, no copy."""
+    return np.rot90(rgb, -(rotation // 90)) if rotation else rgb
+
+
 def upright_image(frame: av.VideoFrame) -> Image.Image:
     """The frame as an RGB image at its full size, turned as it is displayed. Same pixels as
     frame.to_image(), which copies row by row under the GIL: 24 ms against 0.9 ms for 1080p."""
-    image = Image.fromarray(frame.to_ndarray(format="rgb24"))
-    rotation = frame_rotation(frame)
-    return image.rotate(-rotation, expand=True) if rotation else image
+    return Image.fromarray(np.ascontiguousarray(turn_upright(frame.to_ndarray(format="rgb24"), frame_rotation(frame))))
 
 
 def _rotation(container, video) -> int:
