@@ -166,7 +166,7 @@ def _query_lines(idx, session: PromptSession, as_json: bool) -> int:
             result = idx.search_detailed(reply.query, **session.search_args)
         except AvsearchError as err:  # a bad file or clip_id: this line fails, the session goes on
             failed += 1
-            err_console.print(f"[bold red]error:[/] {err}")
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}")
             continue
         except KeyboardInterrupt:
             if not interactive:
