@@ -16,7 +16,7 @@ decoded the way the indexer needs them -- frames sampled at 2 fps and scaled to 
   PIL itself (WAVE's reference) instead of torch's kernel, `bidir-sws` with one swscale pass,
   `bidir-framethreads` decodes with frame threading instead of slice threading; `bidir-split` is the
   default options decoded by `decode_files` with two workers, as the indexer decodes a file indexed
-  on its own (the second worker takes the second half of a file of 60 s or more).
+  on its own on a machine of 2-5 cores (the second worker takes the second half of a file of 60 s or more).
 
 Each is run `--repeats` times, alternating, and the best time is kept. The figure is seconds of
 media decoded per wall-clock second.
@@ -28,7 +28,7 @@ media left if both parts keep `min_split_s` (30 s, the default) or more. Against
 the same without splitting (`min_split_s` infinite: one decoder per file, the indexer before
 splitting existed), a lower threshold (15 s), and the ffmpeg CLI on the same files, two at a time.
 `--folder-workers 4,8` adds the default split with more decode workers (for a machine with more
-cores: the indexer's default is 2 workers).
+cores: the indexer's default is half the CPUs, 2 to 4, so 2 on a 2-core machine; see decode_workers.py).
 
 Part 2, memory: `avsearch index` (tiny model) in a subprocess on a generated 2-hour file, against
 the same on a 5-minute file of the same kind: peak RSS of each (ru_maxrss of the child). Streaming
