@@ -103,12 +103,11 @@ def index(
 
 def _print_plan(plan, as_json: bool) -> None:
     counts = plan.counts()
+    work = {reason: [w.path for w in plan.work if w.reason == reason] for reason in ("new", "changed", "retry", "resume")}
     if as_json:
         console.print_json(json.dumps({
             "counts": counts,
-            "new": [w.path for w in plan.work if w.reason == "new"],
-            "changed": [w.path for w in plan.work if w.reason == "changed"],
-            "retry": [w.path for w in plan.work if w.reason == "retry"],
+            **work,
             "moved": [[m.old_path, m.new_path] for m in plan.moved],
             "deleted": plan.deleted,
             "unreadable": [[p.path, p.reason] for p in plan.problems],
@@ -119,9 +118,7 @@ def _print_plan(plan, as_json: bool) -> None:
     table.add_column("files", justify="right")
     table.add_column("examples")
     examples = {
-        "new": [w.path for w in plan.work if w.reason == "new"],
-        "changed": [w.path for w in plan.work if w.reason == "changed"],
-        "retry": [w.path for w in plan.work if w.reason == "retry"],
+        **work,
         "moved": [f"{m.old_path} → {m.new_path}" for m in plan.moved],
         "deleted": plan.deleted,
         "unchanged": plan.unchanged,

@@ -37,6 +37,9 @@ def status(index_dir: Optional[Path] = IndexOption,
     t.add_row("model", f"{stats['model_id']}  (from {stats['model_source']})")
     t.add_row("dimension", str(stats["dim"]))
     t.add_row("files indexed", str(stats["files_ok"]))
+    if stats.get("files_partial"):
+        t.add_row("files part done", f"{stats['files_partial']}  (long files an interrupted run left; "
+                  "`avsearch index` again finishes them)")
     t.add_row("files failed", str(stats["files_failed"]) + ("  (see `avsearch failures`)" if stats["files_failed"] else ""))
     t.add_row("clips", str(stats["clips"]))
     for view, n in sorted(stats["clips_by_view"].items()):

@@ -39,6 +39,10 @@ class PipelineOptions:
     max_batch_items: int = 32
     commit_every_files: int = 8
     commit_every_s: float = 5.0
+    # A long file is committed in parts of at least this much media (each part: every view of its
+    # clips), so an interrupted run keeps them and the next one resumes after them, and a file's
+    # vectors wait in memory for one part at most, not for the whole file.
+    partial_commit_s: float = 600.0
 
 
 @dataclass
@@ -51,8 +55,12 @@ class FileJob:
     needs: dict[int, list[View]] = field(default_factory=dict)  # clip -> views it gets embedded as
     payloads: dict[int, Clip] = field(default_factory=dict)  # decoded clips still waiting for a batch
     vectors: dict[tuple[int, View], np.ndarray] = field(default_factory=dict)
-    decoded: Optional[int] = None  # clip count once decoding has finished
+    decoded: Optional[int] = None  # clips decoded by this run, once decoding has finished
     error: Optional[str] = None
+    todo: list[int] = field(default_factory=list)  # ranges this run decodes (all but a resumed file's committed)
+    committed: set[int] = field(default_factory=set)  # ranges committed, by earlier runs or in parts by this one
+    committed_rows: int = 0  # the clip rows (one per view) those hold
+    superseded: bool = False  # clips of earlier content of the path deleted (by the first part)
 
     def accept(self, index: int, clip: Clip) -> list[View]:
         views = [v for v in self.views if clip.supports(v)]
@@ -71,6 +79,22 @@ class FileJob:
         if self.error is not None:
             return True
         return self.decoded is not None and len(self.vectors) == sum(len(v) for v in self.needs.values())
+
+    def embedded(self) -> list[int]:
+        """Ranges decoded and embedded in every view, not committed yet, in order."""
+        return sorted(i for i, views in self.needs.items() if all((i, v) in self.vectors for v in views))
+
+    def take(self, ranges) -> list[tuple[int, View, np.ndarray]]:
+        """The vectors of `ranges`, in (range, view) order; the ranges count as committed after."""
+        ranges = set(ranges)
+        taken = sorted(((i, v, vec) for (i, v), vec in self.vectors.items() if i in ranges),
+                       key=lambda t: (t[0], t[1].value))
+        for i, v, _ in taken:
+            del self.vectors[(i, v)]
+        for i in ranges:
+            self.needs.pop(i, None)
+        self.committed |= ranges
+        return taken
 
 
 def run_pipeline(
@@ -113,7 +137,10 @@ def run_pipeline(
     def settle(candidates) -> None:
         for j in candidates:
             job = jobs[j]
-            if j in done or not job.settled():
+            if j in done:
+                continue
+            if not job.settled():
+                commit_part(job)
                 continue
             if job.error is not None:  # its clips may still sit in a batch: drop them
                 for v in pending:
@@ -129,6 +156,18 @@ def run_pipeline(
             if progress:
                 progress(state)
 
+    def commit_part(job: FileJob) -> None:
+        if job.error is not None:
+            return
+        part = job.embedded()
+        # Some range always waits for the final commit: a resumed file has something to decode.
+        if len(job.committed) + len(part) >= len(job.ranges):
+            part = part[:-1]
+        if sum(job.ranges[i][1] - job.ranges[i][0] for i in part) < options.partial_commit_s:
+            return
+        ready.append(_part_commit(job, embedder, report, part))
+        maybe_commit(force=True)  # now: a batch must never hold two rows of one path
+
     def maybe_commit(force: bool = False) -> None:
         nonlocal last_commit
         if ready and (force or len(ready) >= options.commit_every_files
@@ -139,24 +178,30 @@ def run_pipeline(
 
     if progress:
         progress(state)
+    # A resumed file whose every clip was committed (its final commit was killed after writing the
+    # clips) has nothing to decode: it only needs its "ok" row.
+    decoding = [j for j, job in enumerate(jobs) if job.todo]
+    for j in set(range(len(jobs))) - set(decoding):
+        jobs[j].decoded = 0
+    settle(set(range(len(jobs))) - set(decoding))
     to_decode = [
-        FileToDecode(job.media.path, job.ranges, media=job.media,
+        FileToDecode(job.media.path, [job.ranges[i] for i in job.todo], media=job.media,
                      video=job.media.has_video and any(v in (View.AV, View.VIDEO) for v in job.views),
                      audio=job.media.has_audio and any(v in (View.AV, View.AUDIO) for v in job.views))
-        for job in jobs
+        for job in (jobs[j] for j in decoding)
     ]
     with closing(decode_files(to_decode, options.decode, workers=options.decode_workers,
                               queue_clips=options.queue_clips)) as decoded:
         for event in decoded:
-            j = event.file
+            j = decoding[event.file]
             job = jobs[j]
             touched = {j}
             if event.kind == "clip":
                 if job.error is not None:
                     continue
-                clip = event.clip
-                for view in job.accept(event.index, clip):
-                    pending[view].append((j, event.index, _cost(embedder, clip, view)))
+                clip, i = event.clip, job.todo[event.index]  # a resumed file decodes only its todo
+                for view in job.accept(i, clip):
+                    pending[view].append((j, i, _cost(embedder, clip, view)))
                     if (sum(c for _, _, c in pending[view]) >= budget
                             or len(pending[view]) >= options.max_batch_items):
                         touched |= flush(view)
@@ -174,9 +219,9 @@ def run_pipeline(
     maybe_commit(force=True)
 
 
-def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCommit:
+def _file_row(job: FileJob, embedder: Embedder) -> dict:
     media = job.media
-    row = {
+    return {
         "path": media.path,
         "fingerprint": job.fingerprint,
         "size": media.size,
@@ -192,36 +237,77 @@ def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCo
         "model_id": embedder.model_id,
         "indexed_at": time.time(),
     }
-    if job.error is not None:
-        report.failed.append((media.path, job.error))
-        return FileCommit({**row, "status": "failed", "error": job.error, "n_clips": 0})
+
+
+def _clip_rows(job: FileJob, embedder: Embedder, taken) -> tuple[list[dict], Optional[np.ndarray]]:
+    """Clip rows and vectors of `taken` (FileJob.take), whose spans are then forgotten."""
     now = time.time()
-    clip_rows, vectors = [], []
-    for (i, view), vec in sorted(job.vectors.items(), key=lambda kv: (kv[0][0], kv[0][1].value)):
+    media = job.media
+    rows = []
+    for i, view, _ in taken:
         start_s, end_s = job.spans[i]
         cid = clip_id(media.path, job.fingerprint, view.value, start_s)
-        clip_rows.append({
+        rows.append({
             "clip_id": cid, "row_id": row_id(cid), "fingerprint": job.fingerprint, "path": media.path,
             "start_s": float(start_s), "end_s": float(end_s), "view": view.value,
             "file_duration_s": media.duration_s, "indexed_at": now, "model_id": embedder.model_id,
         })
-        vectors.append(vec)
+    for i, _, _ in taken:
+        job.spans.pop(i, None)
+    vectors = np.stack([vec for _, _, vec in taken]).astype(np.float32) if taken else None
+    return rows, vectors
+
+
+def _part_commit(job: FileJob, embedder: Embedder, report: IndexReport, part: list[int]) -> FileCommit:
+    """Some ranges of a long file, every view of each, committed before the rest (status "partial")."""
+    rows, vectors = _clip_rows(job, embedder, job.take(part))
+    job.committed_rows += len(rows)
+    report.clips_added += len(rows)
+    # Only the first part looks for clips of the path's earlier content to delete (a scan).
+    commit = FileCommit({**_file_row(job, embedder), "status": "partial", "error": None, "n_clips": job.committed_rows},
+                        rows, vectors, append=True, replace_clips=not job.superseded)
+    job.superseded = True
+    return commit
+
+
+def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCommit:
+    media = job.media
+    row = _file_row(job, embedder)
+    if job.error is not None:
+        report.failed.append((media.path, job.error))
+        # Every clip of the path goes, parts committed before the failure too: failed means none.
+        return FileCommit({**row, "status": "failed", "error": job.error, "n_clips": 0})
+    had_parts = bool(job.committed)
+    clip_rows, vectors = _clip_rows(job, embedder, job.take(range(len(job.ranges))))
     report.indexed.append(media.path)
     report.clips_added += len(clip_rows)
     report.media_s += media.duration_s
     return FileCommit(
-        {**row, "status": "ok", "error": None, "n_clips": len(clip_rows)},
-        clip_rows,
-        np.stack(vectors).astype(np.float32) if vectors else None,
+        {**row, "status": "ok", "error": None, "n_clips": job.committed_rows + len(clip_rows)},
+        clip_rows, vectors,
+        append=had_parts, replace_clips=not job.superseded,  # the parts committed before stay
     )
 
 
-def make_job(media: MediaFile, fingerprint: str, options: PipelineOptions) -> FileJob:
+def make_job(media: MediaFile, fingerprint: str, options: PipelineOptions,
+             committed: Optional[tuple[list[float], int]] = None) -> Optional[FileJob]:
+    """The work for one file; `committed`: (clip starts, clip rows) an earlier run committed of it
+    in parts, to resume after. None where those starts are not clips of this file's plan."""
     views = [View(v) for v in options.views if View(v) in media.views()]
     if not views:
         raise MediaError(f"{media.path}: has no stream for the index's views ({', '.join(options.views)})")
     ranges = plan_clips(media.duration_s, clip_s=options.clip_s, min_last_s=options.min_last_s)
-    return FileJob(media, fingerprint, ranges, views)
+    job = FileJob(media, fingerprint, ranges, views, todo=list(range(len(ranges))))
+    if committed is not None:
+        starts, rows = committed
+        index = {float(a): i for i, (a, _) in enumerate(ranges)}
+        if not starts or any(a not in index for a in starts):
+            return None
+        job.committed = {index[a] for a in starts}
+        job.todo = [i for i in job.todo if i not in job.committed]
+        job.committed_rows = rows
+        job.superseded = True  # by the earlier run's first part
+    return job
 
 
 def _cost(embedder: Embedder, clip: Clip, view: View) -> int:

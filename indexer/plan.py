@@ -22,7 +22,7 @@ class Work:
     size: int
     mtime: float
     fingerprint: str
-    reason: str  # "new", "changed" or "retry"
+    reason: str  # "new", "changed", "retry" or "resume" (a long file an interrupted run committed in part)
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Plan:
             "new": sum(w.reason == "new" for w in self.work),
             "changed": sum(w.reason == "changed" for w in self.work),
             "retry": sum(w.reason == "retry" for w in self.work),
+            "resume": sum(w.reason == "resume" for w in self.work),
             "moved": len(self.moved),
             "deleted": len(self.deleted),
             "unchanged": len(self.unchanged) + len(self.touched),
@@ -78,7 +79,9 @@ def make_plan(
     for cand in crawl.files:
         row = by_path.get(cand.path)
         if row is not None and row["size"] == cand.size and row["mtime"] == cand.mtime:
-            if row["status"] != "ok" and retry_failed:
+            if row["status"] == "partial":  # unfinished, not failed: always carried on
+                plan.work.append(_work(cand, row["fingerprint"], "resume"))
+            elif row["status"] != "ok" and retry_failed:
                 plan.work.append(_work(cand, row["fingerprint"], "retry"))
             else:
                 plan.unchanged.append(cand.path)
@@ -87,7 +90,9 @@ def make_plan(
         if fp is None:
             continue
         if row is not None and row["fingerprint"] == fp:
-            if row["status"] != "ok" and retry_failed:
+            if row["status"] == "partial":
+                plan.work.append(_work(cand, fp, "resume"))
+            elif row["status"] != "ok" and retry_failed:
                 plan.work.append(_work(cand, fp, "retry"))
             else:
                 plan.touched.append({**row, "size": cand.size, "mtime": cand.mtime})

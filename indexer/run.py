@@ -55,7 +55,12 @@ def run_index(
         for work in plan.work:
             try:
                 media = probe(work.path)
-                jobs.append(make_job(media, work.fingerprint, options))
+                job = None
+                if work.reason == "resume":  # after the parts an interrupted run committed
+                    job = make_job(media, work.fingerprint, options, store.committed_clips(work.path, work.fingerprint))
+                    if job is None:  # those parts are not this file's clips after all: start over
+                        store.remove_paths([work.path])
+                jobs.append(job or make_job(media, work.fingerprint, options))
             except AvsearchError as err:
                 failed_rows.append(_failed_row(work.path, str(err), work.size, work.mtime, work.fingerprint))
                 report.failed.append((work.path, str(err)))

@@ -98,6 +98,12 @@ class Store:
     def file_rows(self, where: Optional[str] = None) -> list[dict]:
         return self.tables.file_rows(where)
 
+    def committed_clips(self, path: str, fingerprint: str) -> tuple[list[float], int]:
+        """A partly committed file's clip starts (sorted, distinct) and its clip row count."""
+        t = self.tables.clip_meta(f"path = {sql_str(path)} AND fingerprint = {sql_str(fingerprint)}", ["start_s"])
+        starts = t.column("start_s").to_pylist()
+        return sorted(set(starts)), len(starts)
+
     def clip_meta_by_row_ids(self, row_ids) -> dict[int, dict]:
         return self.tables.clip_meta_by_row_ids(row_ids)
 
@@ -153,7 +159,8 @@ class Store:
             "model_source": self.meta.model_source,
             "dim": self.meta.dim,
             "files_ok": len(ok),
-            "files_failed": len(files) - len(ok),
+            "files_partial": sum(f["status"] == "partial" for f in files),  # long files a run left half done
+            "files_failed": sum(f["status"] == "failed" for f in files),
             "clips": int(clips.num_rows),
             "clips_by_view": clips_by_view,
             "hours_by_view": {v: s / 3600 for v, s in seconds_by_view.items()},

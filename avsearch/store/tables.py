@@ -6,6 +6,12 @@ Crash safety without multi-table transactions: a clip counts only while a `files
 upserts the files rows — the commit point — and (3) deletes clips that no longer match. A run killed
 between any two steps leaves orphans that `recover()` deletes at the start of the next write, so a
 re-run converges to exactly what a clean run produces.
+
+A long file is committed in parts (the indexer's `partial_commit_s`): its row says "partial" and
+vouches for every clip of its (path, fingerprint). Each part is one append holding every view of
+its clips, so a clip time range is in the table with all its views or not at all, whether or not
+the row of its commit was written; a re-run decodes only the time ranges with no clips and ends
+with an "ok" row (duplicates cannot arise: a range with clips is never embedded again).
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ class FileCommit:
     clip_rows: list[dict] = field(default_factory=list)
     vectors: Optional[np.ndarray] = None
     replace_clips: bool = True  # False: only the row changes (e.g. a touched file), clips stay
+    # True: clips_rows continue the clips already committed for this (path, fingerprint) (a long
+    # file committed in parts); only the path's clips of other content are superseded.
+    append: bool = False
 
 
 class Tables:
@@ -133,6 +142,11 @@ class Tables:
         for c in commits:
             if not c.replace_clips:
                 continue
+            if c.append:
+                where = f"path = {sql_str(c.file_row['path'])} AND fingerprint != {sql_str(c.file_row['fingerprint'])}"
+                if self.count_clips(where):
+                    self.clips.delete(where)
+                continue
             keep = {r["clip_id"] for r in c.clip_rows}
             where = f"path = {sql_str(c.file_row['path'])}"
             if keep:
@@ -162,8 +176,9 @@ class Tables:
         return removed
 
     def recover(self) -> int:
-        """Delete clips that no ok files row vouches for (left by a killed run). Returns count."""
-        valid = {(r["path"], r["fingerprint"]) for r in self.file_rows("status = 'ok'")}
+        """Delete clips that no "ok" or "partial" files row vouches for (left by a killed run).
+        Returns the count."""
+        valid = {(r["path"], r["fingerprint"]) for r in self.file_rows("status = 'ok' OR status = 'partial'")}
         meta = self.clip_meta(columns=["clip_id", "path", "fingerprint"])
         orphans = [
             cid
