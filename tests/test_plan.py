@@ -37,7 +37,8 @@ def test_new_changed_moved_deleted():
     assert {(w.path, w.reason) for w in plan.work} == {("/lib/b.mp4", "changed"), ("/lib/e.flac", "new")}
     assert [(m.old_path, m.new_path) for m in plan.moved] == [("/lib/old.mp4", "/lib/new/c.mp4")]
     assert plan.deleted == ["/lib/gone.wav"]
-    assert plan.counts() == {"new": 1, "changed": 1, "retry": 0, "moved": 1, "deleted": 1, "unchanged": 1, "unreadable": 0}
+    assert plan.counts() == {"new": 1, "changed": 1, "retry": 0, "resume": 0, "moved": 1, "deleted": 1, "unchanged": 1,
+                             "unreadable": 0}
 
 
 def test_prune_only_under_the_indexed_roots_and_can_be_disabled():
@@ -60,6 +61,16 @@ def test_failed_files_stay_failed_unless_retried():
     assert make_plan(found, existing, fps({}), exists=lambda p: True).unchanged == ["/lib/bad.mp4"]
     retry = make_plan(found, existing, fps({}), retry_failed=True, exists=lambda p: True)
     assert [(w.path, w.reason) for w in retry.work] == [("/lib/bad.mp4", "retry")]
+
+
+def test_a_file_left_part_done_is_resumed_unless_it_changed():
+    existing = [row("/lib/long.mp4", "L", status="partial"), row("/lib/touched.mp4", "T", status="partial"),
+                row("/lib/edited.mp4", "E", status="partial")]
+    found = crawl(("/lib/long.mp4", 10, 1.0), ("/lib/touched.mp4", 10, 2.0), ("/lib/edited.mp4", 12, 2.0))
+    plan = make_plan(found, existing, fps({"/lib/touched.mp4": "T", "/lib/edited.mp4": "E2"}), exists=lambda p: True)
+    assert sorted((w.path, w.reason, w.fingerprint) for w in plan.work) == [
+        ("/lib/edited.mp4", "changed", "E2"), ("/lib/long.mp4", "resume", "L"), ("/lib/touched.mp4", "resume", "T")]
+    assert plan.counts()["resume"] == 2 and not plan.touched
 
 
 def test_unreadable_files_become_problems_not_errors():
