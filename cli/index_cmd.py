@@ -103,7 +103,9 @@ def index(
 
 def _print_plan(plan, as_json: bool) -> None:
     counts = plan.counts()
-    work = {reason: [w.path for w in plan.work if w.reason == reason] for reason in ("new", "changed", "retry", "resume")}
+    from avsearch.indexer.plan import WORK_REASONS
+
+    work = {reason: [w.path for w in plan.work if w.reason == reason] for reason in WORK_REASONS}
     if as_json:
         console.print_json(json.dumps({
             "counts": counts,

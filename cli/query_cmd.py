@@ -131,10 +131,9 @@ def _query_lines(idx, session: PromptSession, as_json: bool) -> int:
             import readline  # noqa: F401 - gives input() line editing and history (up arrow)
         except ImportError:
             pass
+        err_console.print("Type a query; ':help' lists commands (:k, :view, :audio FILE ...); Ctrl-D ends.", highlight=False)
     # With results piped on (stdout not a terminal), the prompt goes to stderr, out of the results.
     prompt_on_stdout = sys.stdout.isatty()
-    if interactive:
-        err_console.print("Type a query; ':help' lists commands (:k, :view, :audio FILE ...); Ctrl-D ends.", highlight=False)
     failed = 0
     while True:
         try:

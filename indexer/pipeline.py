@@ -60,7 +60,6 @@ class FileJob:
     todo: list[int] = field(default_factory=list)  # ranges this run decodes (all but a resumed file's committed)
     committed: set[int] = field(default_factory=set)  # ranges committed, by earlier runs or in parts by this one
     committed_rows: int = 0  # the clip rows (one per view) those hold
-    superseded: bool = False  # clips of earlier content of the path deleted (by the first part)
 
     def accept(self, index: int, clip: Clip) -> list[View]:
         views = [v for v in self.views if clip.supports(v)]
@@ -181,9 +180,10 @@ def run_pipeline(
     # A resumed file whose every clip was committed (its final commit was killed after writing the
     # clips) has nothing to decode: it only needs its "ok" row.
     decoding = [j for j, job in enumerate(jobs) if job.todo]
-    for j in set(range(len(jobs))) - set(decoding):
+    finished = [j for j, job in enumerate(jobs) if not job.todo]
+    for j in finished:
         jobs[j].decoded = 0
-    settle(set(range(len(jobs))) - set(decoding))
+    settle(finished)
     to_decode = [
         FileToDecode(job.media.path, [job.ranges[i] for i in job.todo], media=job.media,
                      video=job.media.has_video and any(v in (View.AV, View.VIDEO) for v in job.views),
@@ -260,14 +260,14 @@ def _clip_rows(job: FileJob, embedder: Embedder, taken) -> tuple[list[dict], Opt
 
 def _part_commit(job: FileJob, embedder: Embedder, report: IndexReport, part: list[int]) -> FileCommit:
     """Some ranges of a long file, every view of each, committed before the rest (status "partial")."""
+    # Only the first part (nothing committed yet, by this run or an earlier one) looks for clips
+    # of the path's earlier content to delete: a scan.
+    first = not job.committed
     rows, vectors = _clip_rows(job, embedder, job.take(part))
     job.committed_rows += len(rows)
     report.clips_added += len(rows)
-    # Only the first part looks for clips of the path's earlier content to delete (a scan).
-    commit = FileCommit({**_file_row(job, embedder), "status": "partial", "error": None, "n_clips": job.committed_rows},
-                        rows, vectors, append=True, replace_clips=not job.superseded)
-    job.superseded = True
-    return commit
+    return FileCommit({**_file_row(job, embedder), "status": "partial", "error": None, "n_clips": job.committed_rows},
+                      rows, vectors, append=True, replace_clips=first)
 
 
 def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCommit:
@@ -285,7 +285,7 @@ def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCo
     return FileCommit(
         {**row, "status": "ok", "error": None, "n_clips": job.committed_rows + len(clip_rows)},
         clip_rows, vectors,
-        append=had_parts, replace_clips=not job.superseded,  # the parts committed before stay
+        replace_clips=not had_parts,  # the parts committed before stay (the first one superseded the rest)
     )
 
 
@@ -306,7 +306,6 @@ def make_job(media: MediaFile, fingerprint: str, options: PipelineOptions,
         job.committed = {index[a] for a in starts}
         job.todo = [i for i in job.todo if i not in job.committed]
         job.committed_rows = rows
-        job.superseded = True  # by the earlier run's first part
     return job
 
 

@@ -14,6 +14,9 @@ from typing import Callable, Optional
 from avsearch.indexer.crawl import Candidate, CrawlProblem, CrawlResult, under_roots
 
 
+WORK_REASONS = ("new", "changed", "retry", "resume")
+
+
 @dataclass
 class Work:
     """A file to decode and embed."""
@@ -22,7 +25,7 @@ class Work:
     size: int
     mtime: float
     fingerprint: str
-    reason: str  # "new", "changed", "retry" or "resume" (a long file an interrupted run committed in part)
+    reason: str  # one of WORK_REASONS ("resume": a long file an interrupted run committed in part)
 
 
 @dataclass
@@ -45,10 +48,7 @@ class Plan:
 
     def counts(self) -> dict[str, int]:
         return {
-            "new": sum(w.reason == "new" for w in self.work),
-            "changed": sum(w.reason == "changed" for w in self.work),
-            "retry": sum(w.reason == "retry" for w in self.work),
-            "resume": sum(w.reason == "resume" for w in self.work),
+            **{reason: sum(w.reason == reason for w in self.work) for reason in WORK_REASONS},
             "moved": len(self.moved),
             "deleted": len(self.deleted),
             "unchanged": len(self.unchanged) + len(self.touched),
@@ -79,10 +79,9 @@ def make_plan(
     for cand in crawl.files:
         row = by_path.get(cand.path)
         if row is not None and row["size"] == cand.size and row["mtime"] == cand.mtime:
-            if row["status"] == "partial":  # unfinished, not failed: always carried on
-                plan.work.append(_work(cand, row["fingerprint"], "resume"))
-            elif row["status"] != "ok" and retry_failed:
-                plan.work.append(_work(cand, row["fingerprint"], "retry"))
+            redo = _redo(row, retry_failed)
+            if redo:
+                plan.work.append(_work(cand, row["fingerprint"], redo))
             else:
                 plan.unchanged.append(cand.path)
             continue
@@ -90,10 +89,9 @@ def make_plan(
         if fp is None:
             continue
         if row is not None and row["fingerprint"] == fp:
-            if row["status"] == "partial":
-                plan.work.append(_work(cand, fp, "resume"))
-            elif row["status"] != "ok" and retry_failed:
-                plan.work.append(_work(cand, fp, "retry"))
+            redo = _redo(row, retry_failed)
+            if redo:
+                plan.work.append(_work(cand, fp, redo))
             else:
                 plan.touched.append({**row, "size": cand.size, "mtime": cand.mtime})
         elif row is not None:
@@ -114,6 +112,15 @@ def make_plan(
             if p not in on_disk and p not in moved_from and under_roots(p, crawl.roots) and not exists(p):
                 plan.deleted.append(p)
     return plan
+
+
+def _redo(row: dict, retry_failed: bool) -> Optional[str]:
+    """Why a file whose content the index already knows is worked on again, or None."""
+    if row["status"] == "partial":  # unfinished, not failed: always carried on
+        return "resume"
+    if row["status"] != "ok" and retry_failed:
+        return "retry"
+    return None
 
 
 def _work(cand: Candidate, fp: str, reason: str) -> Work:

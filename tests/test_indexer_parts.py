@@ -9,6 +9,7 @@ from avsearch import Index
 from avsearch.errors import MediaError
 from avsearch.media import parallel as parallel_mod
 from avsearch.store.tables import Tables
+from test_indexer import clip_set  # (path, start, end, view, clip_id) of every clip, sorted
 
 PART_S = 20.0  # 7 clips of 10 s: parts of clips 0-1, 2-3, 4-5; clip 6 waits for the final commit
 # Each clip embedded as soon as it is decoded (the tiny file would otherwise be one batch at the
@@ -30,11 +31,6 @@ def clean(tmp_path_factory, long_lib):
     index = Index.open(tmp_path_factory.mktemp("parts") / "clean", model="tiny", create=True)
     index.add([long_lib], partial_commit_s=float("inf"), **RUN)
     return index
-
-
-def clip_rows(index: Index) -> list[tuple]:
-    t = index.store.tables.clip_meta(columns=["path", "start_s", "end_s", "view", "clip_id"])
-    return sorted(zip(*(t.column(c).to_pylist() for c in ["path", "start_s", "end_s", "view", "clip_id"])))
 
 
 def video_scores(index: Index, lib) -> list[tuple]:
@@ -62,7 +58,7 @@ def test_parts_are_committed_as_they_are_embedded_and_add_up_to_one_run(tmp_path
     index.add([long_lib], partial_commit_s=PART_S, **RUN)
     # Three views per clip: parts of 2 clips are 6 rows; the final commit holds the last clip.
     assert commits == [("partial", 6, 6), ("partial", 12, 6), ("partial", 18, 6), ("ok", 21, 3)]
-    assert clip_rows(index) == clip_rows(clean)
+    assert clip_set(index) == clip_set(clean)
     assert video_scores(index, long_lib) == video_scores(clean, long_lib)
     assert index.stats()["files_ok"] == 1 and index.stats()["files_partial"] == 0
 
@@ -112,7 +108,7 @@ def test_an_interrupted_file_keeps_its_parts_and_the_next_run_resumes_after_them
     half = interrupted_after_two_parts(tmp_path / "idx", long_lib, commits, monkeypatch)
     stats = half.stats()
     assert stats["files_partial"] == 1 and stats["files_ok"] == 0 and stats["clips"] == 12
-    assert {r[1] for r in clip_rows(half)} == {0.0, 10.0, 20.0, 30.0}
+    assert {r[1] for r in clip_set(half)} == {0.0, 10.0, 20.0, 30.0}
     assert half.search("x", k=3)  # committed parts are searchable meanwhile
     assert half.plan([long_lib]).counts()["resume"] == 1
 
@@ -127,7 +123,7 @@ def test_an_interrupted_file_keeps_its_parts_and_the_next_run_resumes_after_them
     assert report.recovered_orphans == 0
     assert decoded_from == [50.0]  # only the clips with nothing committed are decoded
     assert commits == [("ok", 21, 6)]
-    assert clip_rows(resumed) == clip_rows(clean)  # no duplicate, nothing missing
+    assert clip_set(resumed) == clip_set(clean)  # no duplicate, nothing missing
     assert video_scores(resumed, long_lib) == video_scores(clean, long_lib)
     assert resumed.stats()["files_ok"] == 1 and resumed.stats()["files_partial"] == 0
 
@@ -140,7 +136,7 @@ def test_a_file_whose_final_commit_wrote_every_clip_but_not_its_row_is_finished_
     monkeypatch.setattr(parallel_mod, "iter_clips", lambda *a, **k: starts.append(a) or iter(()))
     Index.open(half.path).add([long_lib], partial_commit_s=PART_S, **RUN)
     assert starts == [] and commits == [("ok", 21, 0)]
-    assert clip_rows(Index.open(half.path)) == clip_rows(clean)
+    assert clip_set(Index.open(half.path)) == clip_set(clean)
 
 
 def test_parts_of_a_file_split_between_decoders_are_committed_out_of_order(tmp_path, long_lib, clean, commits,
@@ -170,7 +166,7 @@ def test_parts_of_a_file_split_between_decoders_are_committed_out_of_order(tmp_p
     assert len(part_starts) >= 2 and commits[-1][:2] == ("ok", 21)
     assert any(p[0] < 40.0 <= p[-1] for p in part_starts), part_starts  # a part from both halves
     assert sum(n for _, _, n in commits) == 21  # every clip row written once
-    assert [r[:4] for r in clip_rows(index)] == [r[:4] for r in clip_rows(clean)]
+    assert [r[:4] for r in clip_set(index)] == [r[:4] for r in clip_set(clean)]
     assert video_scores(index, long_lib) == video_scores(clean, long_lib)
 
 
