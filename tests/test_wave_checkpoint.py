@@ -50,6 +50,47 @@ def test_tiny_checkpoint_has_the_wave_layout():
     assert "lm_head.weight" in keys and not any(k.startswith(("thinker.", "model.language_model.")) for k in keys)
 
 
+def test_tiny_checkpoint_has_what_the_reference_code_reads():
+    """What the WAVE authors' loading code (qwenvl/train/train_qwen.py) needs of a checkpoint
+    directory; benchmarks/wave_reference_load.py runs that code itself on one (another
+    environment: transformers 4.51)."""
+    from jinja2 import Template
+
+    from avsearch.models.wave.tiny import BEATS_CFG
+
+    directory = tiny_checkpoint()
+    tokenizer_config = json.loads((directory / "tokenizer_config.json").read_text())
+    named = tokenizer_config["extra_special_tokens"]  # the processor reads tokenizer.audio_token, ...
+    assert set(named) == {"audio_token", "audio_bos_token", "audio_eos_token", "image_token", "video_token",
+                          "vision_bos_token", "vision_eos_token"}
+    vocab = json.loads((directory / "tokenizer.json").read_text())["added_tokens"]
+    assert set(named.values()) <= {t["content"] for t in vocab if t["special"]}
+    # a chat template for the processor (chat_template.json) and the tokenizer, rendering the
+    # spec's audio row once the reference cuts at the last user header
+    template = json.loads((directory / "chat_template.json").read_text())["chat_template"]
+    assert template == tokenizer_config["chat_template"]
+    text = Template(template).render(messages=[{"role": "user", "content": [
+        {"type": "audio", "audio": "x.wav"}, {"type": "text", "text": "Please describe the audio."}]}],
+        add_generation_prompt=False)
+    assert text.split("<|im_start|>user\n")[-1].strip() == (
+        "<|audio_bos|><|AUDIO|><|audio_eos|>Please describe the audio.<|im_end|>")
+    preprocessor = json.loads((directory / "preprocessor_config.json").read_text())
+    assert preprocessor["feature_extractor_type"] == "WhisperFeatureExtractor"
+    assert preprocessor["image_processor_type"] == "Qwen2VLImageProcessor"
+    assert (preprocessor["min_pixels"], preprocessor["max_pixels"]) == (784, 176400)  # spec §4
+    # the BEATs file config.json names, in Microsoft's form: cfg + the state with the relative
+    # bias table once per layer (the reference's strict load needs every copy)
+    config = json.loads((directory / "config.json").read_text())
+    beats = torch.load(directory / config["audio_config"]["beats_path"], weights_only=True)
+    assert beats["cfg"] == BEATS_CFG.to_dict()
+    weights = load_file(str(directory / "model.safetensors"))
+    tables = [f"encoder.layers.{i}.self_attn.relative_attention_bias.weight" for i in range(BEATS_CFG.encoder_layers)]
+    assert all(torch.equal(beats["model"][t], beats["model"][tables[0]]) for t in tables)
+    from_checkpoint = {k[len("beats."):]: v for k, v in weights.items() if k.startswith("beats.")}
+    assert set(beats["model"]) == set(from_checkpoint) | set(tables)
+    assert all(torch.equal(beats["model"][k], v) for k, v in from_checkpoint.items())
+
+
 def test_tiny_tokenizer_loads_with_autotokenizer_and_adds_no_bos_or_eos():
     from transformers import AutoTokenizer
 
@@ -102,6 +143,7 @@ def test_missing_beats_weights_say_how_to_supply_them(tmp_path, monkeypatch):
     monkeypatch.delenv("AVSEARCH_BEATS", raising=False)
     directory = copy_checkpoint(tmp_path / "ckpt")
     _rewrite_weights(directory, lambda t: [t.pop(k) for k in list(t) if k.startswith("beats.")])
+    (directory / "BEATs_iter3_plus.pt").unlink()  # and no BEATs file beside it either
     with pytest.raises(CheckpointError, match=r"beats\..*AVSEARCH_BEATS"):
         load_wave_embedder(str(directory), device="cpu")
 

@@ -82,12 +82,15 @@ def test_the_instruction_changes_the_media_embedding(embedder):
 def test_token_cost_is_the_sequence_length_the_model_sees(embedder):
     clip = make_clip(3.0, seed=7, size=(84, 140))
     for view in VIEWS:
-        calls, handle = _capture_lm_inputs(embedder)
-        try:
-            embedder.embed_clips([clip], view)
-        finally:
-            handle.remove()
-        assert calls[0]["inputs_embeds"].shape[1] == embedder.token_cost(clip, view)
+        for instruction in (None, "Is a dog barking in the rain, and how many people are there?"):
+            calls, handle = _capture_lm_inputs(embedder)
+            try:
+                embedder.embed_clips([clip], view, instruction=instruction)
+            finally:
+                handle.remove()
+            assert calls[0]["inputs_embeds"].shape[1] == embedder.token_cost(clip, view, instruction)
+    # the instruction's tokens are counted: a prompt-aware row is longer than a plain one
+    assert embedder.token_cost(clip, View.AV, "Is a dog barking?") > embedder.token_cost(clip, View.AV)
 
 
 def test_audio_placeholders_hold_whisper_and_beats_rows_interleaved(embedder):

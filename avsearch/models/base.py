@@ -34,6 +34,7 @@ class Embedder(Protocol):
         prompt beside the media (WAVE's prompt-aware embedding), used for re-ranking."""
         ...
 
-    def token_cost(self, clip: Clip, view: View) -> int:
-        """Approximate sequence length of a clip in this view, for batching by token budget."""
+    def token_cost(self, clip: Clip, view: View, instruction: Optional[str] = None) -> int:
+        """Sequence length of a clip in this view (with the instruction's prompt, if given), for
+        batching by token budget."""
         ...

@@ -92,9 +92,10 @@ class WaveEmbedder:
                          position_id_per_seconds=self.config.position_id_per_seconds,
                          describe=self.options.audio_prompt if view == View.AUDIO else self.options.video_prompt)
 
-    def token_cost(self, clip: Clip, view: View | str) -> int:
-        """Sequence length the model will see for this clip and view (no model run)."""
-        pieces = self.plan_clip(clip, view)
+    def token_cost(self, clip: Clip, view: View | str, instruction: Optional[str] = None) -> int:
+        """Sequence length the model will see for this clip and view, with the instruction's
+        tokens when one is given (no model run)."""
+        pieces = self.plan_clip(clip, view, instruction)
         return sum(len(piece_ids(p, self.token_ids, self._tokenize)) for p in pieces)
 
     # -- embedding -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ code of the real model. Vectors carry no meaning. Same seed, same bytes.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 from avsearch.models.wave.beats import BEATsConfig
 from avsearch.models.wave.config import WaveConfig
 from avsearch.models.wave.extras import WaveExtras
-from avsearch.models.wave.tiny_tokenizer import build_tokenizer
+from avsearch.models.wave.tiny_tokenizer import CHAT_TEMPLATE, build_tokenizer
 
 HIDDEN = 64
 LAYERS = 3
@@ -55,7 +56,7 @@ def tiny_config(vocab_size: int, special: dict[str, int]) -> dict:
             "encoder_attention_heads": 4, "encoder_ffn_dim": 128, "d_model": 64, "output_dim": HIDDEN,
             "n_window": 100, "max_source_positions": 1500, "activation_function": "gelu",
             # WAVE keys (spec §7): BEATs is on; its weights live in this checkpoint (beats.*)
-            "beats_path": "BEATs_iter3_plus.pt", "beats_only": False,
+            "beats_path": BEATS_FILE, "beats_only": False,
         },
         "audio_token_index": special["<|AUDIO|>"],
         "image_token_index": special["<|IMAGE|>"],
@@ -77,12 +78,23 @@ def tiny_config(vocab_size: int, special: dict[str, int]) -> dict:
     }
 
 
-WHISPER_PREPROCESSOR = {
+# Qwen2.5-Omni keeps its audio feature extractor's and its image processor's settings in one
+# preprocessor_config.json; the reference's processor needs both (avsearch reads neither: its
+# pixel and mel settings are the spec's, in code).
+PREPROCESSOR = {
+    "processor_class": "Qwen2_5OmniProcessor",
     "feature_extractor_type": "WhisperFeatureExtractor",
     "feature_size": 128, "sampling_rate": 16000, "hop_length": 160, "chunk_length": 300, "n_fft": 400,
     "n_samples": 4_800_000, "nb_max_frames": 30000, "padding_side": "right", "padding_value": 0.0,
     "return_attention_mask": True, "dither": 0.0,
+    "image_processor_type": "Qwen2VLImageProcessor",
+    "do_resize": True, "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+    "do_convert_rgb": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711], "min_pixels": 784, "max_pixels": 176400,
+    "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
 }
+
+BEATS_FILE = "BEATs_iter3_plus.pt"  # the name config.json's audio_config.beats_path gives
 
 
 def _random_tensor(name: str, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
@@ -111,8 +123,10 @@ def make_tiny_checkpoint(directory: str | Path, seed: int = 0) -> Path:
     vocab, special = build_tokenizer(directory)
     config = tiny_config(vocab_size=-(-vocab // 64) * 64, special=special)
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    preprocessor = json.dumps(WHISPER_PREPROCESSOR, indent=2, sort_keys=True) + "\n"
+    preprocessor = json.dumps(PREPROCESSOR, indent=2, sort_keys=True) + "\n"
     (directory / "preprocessor_config.json").write_text(preprocessor)
+    # The processor reads its template from here (the tokenizer from tokenizer_config.json).
+    (directory / "chat_template.json").write_text(json.dumps({"chat_template": CHAT_TEMPLATE}, indent=2) + "\n")
 
     with quiet_transformers():
         thinker_config = Qwen2_5OmniThinkerConfig.from_dict(config)
@@ -127,4 +141,20 @@ def make_tiny_checkpoint(directory: str | Path, seed: int = 0) -> Path:
     generator = torch.Generator().manual_seed(seed)
     tensors = {name: _random_tensor(name, shapes[name], generator).contiguous() for name in sorted(shapes)}
     save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    _save_beats_file(directory / BEATS_FILE, tensors)
     return directory
+
+
+def _save_beats_file(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """The BEATs .pt that config.json's beats_path names, in the form of Microsoft's files: {'cfg',
+    'model'} with the relative bias table once per layer (the original ties one table to every
+    layer and its state dict lists each copy; the reference loads this file strictly). Same
+    values as the checkpoint's beats.*, so loading it over them changes nothing."""
+    state = {k.removeprefix("beats."): v for k, v in tensors.items() if k.startswith("beats.")}
+    table = "encoder.layers.0.self_attn.relative_attention_bias.weight"
+    for layer in range(1, BEATS_CFG.encoder_layers):
+        state[table.replace("layers.0.", f"layers.{layer}.")] = state[table]
+    # torch.save pickles: write to memory first so the file's bytes do not depend on its path.
+    buffer = io.BytesIO()
+    torch.save({"cfg": BEATS_CFG.to_dict(), "model": state}, buffer)
+    path.write_bytes(buffer.getvalue())

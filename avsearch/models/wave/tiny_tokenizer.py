@@ -19,6 +19,35 @@ SPECIAL_TOKENS = [
     "<|IMAGE|>", "<|VIDEO|>",
 ]
 
+# The attribute names Qwen2.5-Omni's processor reads off its tokenizer, and their tokens.
+NAMED_TOKENS = {
+    "audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>",
+    "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
+    "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>",
+}
+
+# A ChatML template in Qwen2.5-Omni's form (spec §3): a system turn unless the conversation has
+# one, then each turn as <|im_start|>ROLE\n ... <|im_end|>\n, media items as their placeholder
+# between begin/end tokens. The reference applies it and keeps what follows the last
+# "<|im_start|>user\n"; avsearch builds the same rows itself and never reads it.
+CHAT_TEMPLATE = (
+    "{% if not messages or messages[0]['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "{% for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
+    "{% elif item['type'] == 'image' %}<|vision_bos|><|IMAGE|><|vision_eos|>"
+    "{% elif item['type'] == 'video' %}<|vision_bos|><|VIDEO|><|vision_eos|>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
 CORPUS = [
     "Please describe the audio.", "Please describe the video.",
     "Select the best answer to the following multiple choice question based on the video.",
@@ -67,6 +96,11 @@ def build_tokenizer(directory: Path, vocab_size: int = 512) -> tuple[int, dict[s
         "errors": "replace",
         "split_special_tokens": False,
         "clean_up_tokenization_spaces": False,
+        # Qwen2.5-Omni names its media tokens here; its processor reads them as tokenizer
+        # attributes (tokenizer.audio_token, ...), so the reference cannot load a checkpoint
+        # without them.
+        "extra_special_tokens": dict(NAMED_TOKENS),
+        "chat_template": CHAT_TEMPLATE,
     }
     (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return tokenizer.get_vocab_size(), {t: tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
