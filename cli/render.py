@@ -8,15 +8,20 @@ from __future__ import annotations
 import math
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from avsearch.media import export_range, extract_frame
-from avsearch.types import Hit
+from avsearch.errors import MediaError
+from avsearch.media import export_range, extract_frame, probe, read_clip
+from avsearch.types import SAMPLE_RATE, Hit
 from avsearch.cli.common import hms
 
 THUMB_SIDE = 320
+TILE_SIZE = (THUMB_SIDE, THUMB_SIDE * 9 // 16)
+CAPTION_FONTS = ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "FreeSans.ttf")  # have "–" and "…"
 
 
 def _stem(rank: int, hit: Hit) -> str:
@@ -25,10 +30,92 @@ def _stem(rank: int, hit: Hit) -> str:
 
 
 def _frame(hit: Hit) -> Image.Image:
+    """The hit's middle frame; for a file without video, a spectrogram of the hit's sound."""
     try:
+        if not probe(hit.path).has_video:
+            return spectrogram_tile(read_clip(hit.path, hit.start_s, hit.end_s, video=False).audio)
         return Image.fromarray(extract_frame(hit.path, (hit.start_s + hit.end_s) / 2, max_side=THUMB_SIDE))
-    except Exception:  # audio-only or unreadable: a grey tile with a note in its caption
-        return Image.new("RGB", (THUMB_SIDE, THUMB_SIDE * 9 // 16), (60, 60, 60))
+    except (MediaError, OSError):  # unreadable now (moved, damaged): a plain dark tile
+        return Image.new("RGB", TILE_SIZE, (60, 60, 60))
+
+
+def spectrogram_tile(audio: np.ndarray, size: tuple[int, int] = TILE_SIZE, *, bands: int = 64) -> Image.Image:
+    """A log-mel spectrogram of 16 kHz mono audio as a picture: time left to right, low
+    frequencies at the bottom, loudness as colour (dark blue → yellow), scaled to the clip's own
+    range so quiet recordings still show their structure."""
+    n_fft, hop = 512, 160  # 32 ms windows every 10 ms
+    audio = np.asarray(audio, dtype=np.float32)
+    if len(audio) < n_fft:
+        audio = np.pad(audio, (0, n_fft - len(audio)))
+    starts = np.arange(0, len(audio) - n_fft + 1, hop)
+    windows = audio[starts[:, None] + np.arange(n_fft)] * np.hanning(n_fft).astype(np.float32)
+    power = np.abs(np.fft.rfft(windows, axis=1)) ** 2  # (frames, n_fft // 2 + 1)
+    mel = np.log10(power @ _mel_filters(n_fft, bands).T + 1e-10)  # (frames, bands)
+    low, high = np.percentile(mel, 5), mel.max()
+    level = np.clip((mel - low) / max(high - low, 1e-6), 0.0, 1.0)
+    positions = np.linspace(0.0, 1.0, len(_COLOUR_STOPS))
+    rgb = np.stack([np.interp(level, positions, _COLOUR_STOPS[:, c]) for c in range(3)], axis=-1)
+    image = Image.fromarray(np.flipud(rgb.transpose(1, 0, 2)).astype(np.uint8))  # bands up, time across
+    return image.resize(size, Image.BICUBIC)
+
+
+_COLOUR_STOPS = np.array([[10, 12, 40], [70, 30, 120], [190, 60, 90], [250, 150, 40], [250, 240, 120]], float)
+
+
+@lru_cache(maxsize=4)
+def _mel_filters(n_fft: int, bands: int, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Triangular filters evenly spaced on the mel scale, 0 Hz to Nyquist: (bands, n_fft//2+1)."""
+    def to_mel(hz):
+        return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+    edges_hz = 700.0 * (10 ** (np.linspace(0.0, to_mel(rate / 2), bands + 2) / 2595.0) - 1.0)
+    bins = np.linspace(0.0, rate / 2, n_fft // 2 + 1)
+    lower, centre, upper = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
+    rising = (bins - lower) / (centre - lower)
+    falling = (upper - bins) / (upper - centre)
+    return np.clip(np.minimum(rising, falling), 0.0, None).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def caption_font(size: int = 12) -> ImageFont.ImageFont:
+    """A system font that has the en dash and the ellipsis (Pillow's built-in font has neither),
+    else Pillow's own; `fit_text`/`dash` fall back to ASCII where a glyph is missing."""
+    for name in CAPTION_FONTS:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)
+
+
+def has_glyph(font: ImageFont.ImageFont, char: str) -> bool:
+    """False when `font` draws `char` as its missing-glyph box (the same mask as a code point no
+    font has)."""
+    def mask(c: str):
+        m = font.getmask(c)
+        return m.size, bytes(m)
+
+    return mask(char) != mask("\U0010fffd")
+
+
+def fit_text(draw: ImageDraw.ImageDraw, text: str, width: float, font: ImageFont.ImageFont) -> str:
+    """`text` cut to fit `width` pixels, ending in an ellipsis when cut."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    ellipsis = "…" if has_glyph(font, "…") else "..."
+    low, high = 0, len(text)
+    while low < high:  # the longest prefix that fits with the ellipsis
+        mid = (low + high + 1) // 2
+        if draw.textlength(text[:mid] + ellipsis, font=font) <= width:
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low].rstrip() + ellipsis
+
+
+def time_range(hit: Hit, font: ImageFont.ImageFont) -> str:
+    dash = "–" if has_glyph(font, "–") else "-"
+    return f"{hms(hit.start_s)}{dash}{hms(hit.end_s)}"
 
 
 def write_thumbnails(hits: list[Hit], directory: Path) -> list[Path]:
@@ -42,20 +129,21 @@ def write_thumbnails(hits: list[Hit], directory: Path) -> list[Path]:
 
 
 def write_contact_sheet(hits: list[Hit], path: Path, *, columns: int = 4) -> Path:
-    tile_w, tile_h, caption = THUMB_SIDE, THUMB_SIDE * 9 // 16, 36
+    (tile_w, tile_h), caption = TILE_SIZE, 36
     rows = max(1, math.ceil(len(hits) / columns))
     cols = max(1, min(columns, len(hits)))
     sheet = Image.new("RGB", (cols * tile_w, rows * (tile_h + caption)), (20, 20, 20))
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
+    font = caption_font()
     for i, hit in enumerate(hits):
         x, y = (i % cols) * tile_w, (i // cols) * (tile_h + caption)
         frame = _frame(hit)
         frame.thumbnail((tile_w, tile_h))
         sheet.paste(frame, (x + (tile_w - frame.width) // 2, y + (tile_h - frame.height) // 2))
         name = os.path.basename(hit.path)
-        draw.text((x + 4, y + tile_h + 2), f"{i + 1}. {name[:40]}", fill=(235, 235, 235), font=font)
-        draw.text((x + 4, y + tile_h + 18), f"{hms(hit.start_s)}–{hms(hit.end_s)}  {hit.view.value}  {hit.score:.3f}",
+        draw.text((x + 4, y + tile_h + 2), fit_text(draw, f"{i + 1}. {name}", tile_w - 8, font),
+                  fill=(235, 235, 235), font=font)
+        draw.text((x + 4, y + tile_h + 18), f"{time_range(hit, font)}  {hit.view.value}  {hit.score:.3f}",
                   fill=(180, 180, 180), font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
