@@ -121,7 +121,7 @@ def run_pipeline(
             vectors = embedder.embed_clips([jobs[j].payloads[c] for j, c, _ in items], view)
         except Exception as err:
             if len(items) == 1:
-                jobs[items[0][0]].error = f"embedding failed: {_reason(err)}"
+                jobs[items[0][0]].error = f"embedding failed: {failure_reason(err)}"
                 return {items[0][0]}
             touched: set[int] = set()
             for item in items:  # isolate the culprit: embed one by one
@@ -208,7 +208,7 @@ def run_pipeline(
             else:
                 job.decoded = event.index
                 if event.kind == "error":
-                    job.error = _reason(event.error)
+                    job.error = failure_reason(event.error)
                 elif event.index == 0:
                     job.error = "no clip could be decoded"
             settle(touched)
@@ -316,7 +316,9 @@ def _cost(embedder: Embedder, clip: Clip, view: View) -> int:
         return 1
 
 
-def _reason(err: BaseException) -> str:
+def failure_reason(err: BaseException) -> str:
+    """A failed file's recorded reason: our own errors say it already; anything else (a bug, or a
+    library failing on an odd file) is named by its type, so `avsearch failures` tells them apart."""
     if isinstance(err, AvsearchError):
         return str(err)
     return f"{type(err).__name__}: {err}"

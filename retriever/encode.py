@@ -35,8 +35,8 @@ def _media_vector(query: Query, get_embedder: Callable[[], Embedder], decode: De
     path = Path(query.media).expanduser()
     try:
         media = probe(path)
-    except MediaError as err:
-        raise QueryError(f"cannot read the query file: {err}") from None
+    except Exception as err:  # whatever reading the file raises, the caller gets a QueryError
+        raise QueryError(f"cannot read the query file: {_media_reason(path, err)}") from None
     view = query.view or (media.views()[0] if media.views() else None)
     if view is None or view not in media.views():
         have = ", ".join(v.value for v in media.views()) or "none"
@@ -52,6 +52,12 @@ def _media_vector(query: Query, get_embedder: Callable[[], Embedder], decode: De
     try:
         clip = read_clip(path, start, end, decode,
                          video=view in (View.AV, View.VIDEO), audio=view in (View.AV, View.AUDIO))
-    except MediaError as err:
-        raise QueryError(f"cannot decode the query file: {err}") from None
+    except Exception as err:
+        raise QueryError(f"cannot decode the query file: {_media_reason(path, err)}") from None
     return get_embedder().embed_clips([clip], view)[0]
+
+
+def _media_reason(path: Path, err: Exception) -> str:
+    if isinstance(err, MediaError):
+        return str(err)  # names the file and what to do already
+    return f"{path}: {type(err).__name__}: {err}"
