@@ -189,8 +189,11 @@ class Index:
         return self.store.stats()
 
     def failures(self) -> list[dict]:
-        return [{"path": r["path"], "error": r["error"], "indexed_at": r["indexed_at"]}
-                for r in self.store.file_rows("status = 'failed'")]
+        """Files that failed, and files indexed only in part (status "partly indexed": stretches
+        the decoder could not read, named in `error`; their other clips are searchable)."""
+        rows = self.store.file_rows("status = 'failed' OR (status = 'ok' AND error IS NOT NULL)")
+        return [{"path": r["path"], "status": "failed" if r["status"] == "failed" else "partly indexed",
+                 "error": r["error"], "indexed_at": r["indexed_at"]} for r in rows]
 
     def _decode_options(self):
         from avsearch.media import DecodeOptions

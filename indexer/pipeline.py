@@ -20,6 +20,7 @@ import numpy as np
 
 from avsearch.errors import AvsearchError, MediaError
 from avsearch.media import DecodeOptions, FileToDecode, decode_files, plan_clips
+from avsearch.media.damage import Damage, damage_text
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.types import Clip, MediaFile, View
@@ -57,6 +58,7 @@ class FileJob:
     vectors: dict[tuple[int, View], np.ndarray] = field(default_factory=dict)
     decoded: Optional[int] = None  # clips decoded by this run, once decoding has finished
     error: Optional[str] = None
+    damage: tuple[Damage, ...] = ()  # stretches the decoder could not read: the file is partly indexed
     todo: list[int] = field(default_factory=list)  # ranges this run decodes (all but a resumed file's committed)
     committed: set[int] = field(default_factory=set)  # ranges committed, by earlier runs or in parts by this one
     committed_rows: int = 0  # the clip rows (one per view) those hold
@@ -207,6 +209,7 @@ def run_pipeline(
                         touched |= flush(view)
             else:
                 job.decoded = event.index
+                job.damage = event.damage
                 if event.kind == "error":
                     job.error = failure_reason(event.error)
                 elif event.index == 0:
@@ -280,10 +283,14 @@ def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCo
     had_parts = bool(job.committed)
     clip_rows, vectors = _clip_rows(job, embedder, job.take(range(len(job.ranges))))
     report.indexed.append(media.path)
+    # Status "ok" with an error text: indexed, but some stretches could not be decoded.
+    note = damage_text(job.damage) if job.damage else None
+    if note:
+        report.partly.append((media.path, note))
     report.clips_added += len(clip_rows)
     report.media_s += media.duration_s
     return FileCommit(
-        {**row, "status": "ok", "error": None, "n_clips": job.committed_rows + len(clip_rows)},
+        {**row, "status": "ok", "error": note, "n_clips": job.committed_rows + len(clip_rows)},
         clip_rows, vectors,
         replace_clips=not had_parts,  # the parts committed before stay (the first one superseded the rest)
     )

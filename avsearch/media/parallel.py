@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from avsearch.media.damage import Damage, merged
 from avsearch.media.decode import DecodeOptions, iter_clips
 from avsearch.types import Clip, MediaFile
 
@@ -73,7 +74,8 @@ class Decoded:
     """One report from the decoders, in the order the consumer should see them.
 
     kind "clip":  `clip` is the file's clip for range number `index`.
-    kind "done":  the file is decoded; `index` clips were handed back (every "clip" of it came before).
+    kind "done":  the file is decoded; `index` clips were handed back (every "clip" of it came before);
+                  `damage`: the stretches FFmpeg could not decode (the file is partly indexed).
     kind "error": decoding the file failed with `error`; no more clips of it follow.
     Every file gets exactly one "done" or "error".
     """
@@ -83,6 +85,7 @@ class Decoded:
     index: int = 0
     clip: Optional[Clip] = None
     error: Optional[BaseException] = None
+    damage: tuple[Damage, ...] = ()
 
 
 @dataclass
@@ -110,6 +113,7 @@ class _Plan:
         self.running = [0] * len(files)  # lanes per file
         self.handed = [0] * len(files)  # clips handed back per file
         self.failed = [False] * len(files)
+        self.damage: list[list[Damage]] = [[] for _ in files]  # filled by the file's decoders
 
     def take(self) -> Optional[_Lane]:
         with self.lock:
@@ -166,7 +170,7 @@ class _Plan:
                 self.failed[j] = True
                 return Decoded("error", j, self.handed[j], error=error)
             if self.running[j] == 0:
-                return Decoded("done", j, self.handed[j])
+                return Decoded("done", j, self.handed[j], damage=tuple(merged(self.damage[j])))
             return None
 
 
@@ -202,14 +206,16 @@ def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeO
         try:
             # wanted: a split lowers lane.limit, and this decoder stops right after the cut's last
             # clip instead of decoding the next clip only to have it refused (10 s of media wasted).
+            damage: list[Damage] = []
             with closing(iter_clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media,
-                                    wanted=lambda: lane.limit - first, seek=seek)) as clips:
+                                    wanted=lambda: lane.limit - first, seek=seek, damage=damage)) as clips:
                 for offset, clip in enumerate(clips):
                     index = first + offset
                     if stop.is_set() or not plan.hand(lane, index) or not put(Decoded("clip", lane.file, index, clip)):
                         break
         except Exception as err:  # one broken file never stops the run; the consumer words it
             return err
+        plan.damage[lane.file].extend(damage)  # list.extend is atomic: lanes of one file may finish together
         return None
 
     def work() -> None:
