@@ -21,11 +21,16 @@ import numpy as np
 from avsearch.errors import AvsearchError, MediaError
 from avsearch.media import DecodeOptions, FileToDecode, decode_files, plan_clips
 from avsearch.media.damage import Damage, damage_text
+from avsearch.media.sandbox import PROBE_TIMEOUT_S, STALL_S, looks_ordinary
+from avsearch.types import check_choice
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.types import Clip, MediaFile, View
 from avsearch.indexer.ids import clip_id, row_id
 from avsearch.indexer.report import IndexReport, Progress, ProgressCallback
+
+
+ISOLATE_CHOICES = ("suspect", "all", "none")
 
 
 @dataclass
@@ -44,6 +49,16 @@ class PipelineOptions:
     # clips), so an interrupted run keeps them and the next one resumes after them, and a file's
     # vectors wait in memory for one part at most, not for the whole file.
     partial_commit_s: float = 600.0
+    # Crash isolation (avsearch.media.sandbox): "suspect" probes every file in a child process and
+    # decodes there the files whose probe looks unusual (the rest in-process, the fast path); "all"
+    # decodes every file there; "none" reads everything in-process (a segfault in FFmpeg then ends
+    # the run, a hang freezes it).
+    isolate: str = "suspect"
+    probe_timeout_s: float = PROBE_TIMEOUT_S  # a probe in the sandbox taking longer fails its file
+    stall_s: float = STALL_S  # a sandboxed decode handing back no clip this long fails its file
+
+    def __post_init__(self) -> None:
+        check_choice("isolate", self.isolate, ISOLATE_CHOICES)
 
 
 @dataclass
@@ -187,13 +202,13 @@ def run_pipeline(
         jobs[j].decoded = 0
     settle(finished)
     to_decode = [
-        FileToDecode(job.media.path, [job.ranges[i] for i in job.todo], media=job.media,
+        FileToDecode(job.media.path, [job.ranges[i] for i in job.todo], media=job.media, isolated=_isolated(job.media, options),
                      video=job.media.has_video and any(v in (View.AV, View.VIDEO) for v in job.views),
                      audio=job.media.has_audio and any(v in (View.AV, View.AUDIO) for v in job.views))
         for job in (jobs[j] for j in decoding)
     ]
     with closing(decode_files(to_decode, options.decode, workers=options.decode_workers,
-                              queue_clips=options.queue_clips)) as decoded:
+                              queue_clips=options.queue_clips, stall_s=options.stall_s)) as decoded:
         for event in decoded:
             j = decoding[event.file]
             job = jobs[j]
@@ -314,6 +329,10 @@ def make_job(media: MediaFile, fingerprint: str, options: PipelineOptions,
         job.todo = [i for i in job.todo if i not in job.committed]
         job.committed_rows = rows
     return job
+
+
+def _isolated(media: MediaFile, options: PipelineOptions) -> bool:
+    return options.isolate == "all" or (options.isolate == "suspect" and not looks_ordinary(media))
 
 
 def _cost(embedder: Embedder, clip: Clip, view: View) -> int:

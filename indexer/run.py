@@ -6,6 +6,7 @@ import time
 from typing import Callable, Iterable, Optional
 
 from avsearch.media import SUPPORTED_EXTENSIONS, fingerprint, probe
+from avsearch.media.sandbox import shared_sandbox
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.indexer.crawl import CrawlResult, crawl
@@ -53,7 +54,7 @@ def run_index(
         jobs: list[FileJob] = []
         for work in plan.work:
             try:
-                media = probe(work.path)
+                media = _probe(work.path, options)
                 job = None
                 if work.reason == "resume":  # after the parts an interrupted run committed
                     job = make_job(media, work.fingerprint, options, store.committed_clips(work.path, work.fingerprint))
@@ -72,6 +73,14 @@ def run_index(
         store.finish_writes()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _probe(path: str, options: PipelineOptions):
+    """Probe in the sandbox child process (unless isolation is off): a file that crashes or hangs
+    FFmpeg fails alone."""
+    if options.isolate == "none":
+        return probe(path)
+    return shared_sandbox().probe(path, timeout_s=options.probe_timeout_s)
 
 
 def _failed_row(path: str, reason: str, size: int = -1, mtime: float = -1.0, fp: str = "") -> dict:

@@ -31,6 +31,7 @@ from typing import Iterator, Optional, Sequence
 
 from avsearch.media.damage import Damage, merged
 from avsearch.media.decode import DecodeOptions, iter_clips
+from avsearch.media.sandbox import STALL_S, shared_sandbox
 from avsearch.types import Clip, MediaFile
 
 # A running file is split only when both parts keep at least this much media. Each split costs a
@@ -61,12 +62,14 @@ class FileToDecode:
     video: bool = True
     audio: bool = True
     media: Optional[MediaFile] = None  # probed already (saves a probe per decoder)
+    isolated: bool = False  # decode in the sandbox child process (a file whose probe looked unusual)
 
     @property
     def splittable(self) -> bool:
         # Only decoding video is worth a second decoder; sound alone decodes at hundreds of times
-        # real time, and a seek in some audio formats is not sample exact.
-        return self.video and (self.media is None or self.media.has_video)
+        # real time, and a seek in some audio formats is not sample exact. The sandbox reads one
+        # file at a time, so an isolated file is never split.
+        return self.video and (self.media is None or self.media.has_video) and not self.isolated
 
 
 @dataclass(frozen=True)
@@ -175,13 +178,16 @@ class _Plan:
 
 
 def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeOptions(), *,
-                 workers: Optional[int] = None, queue_clips: int = 8, min_split_s: float = MIN_SPLIT_S) -> Iterator[Decoded]:
+                 workers: Optional[int] = None, queue_clips: int = 8, min_split_s: float = MIN_SPLIT_S,
+                 stall_s: float = STALL_S) -> Iterator[Decoded]:
     """Decode every file's clips on `workers` threads (None: `default_decode_workers()`); yields
     `Decoded` reports as they come.
 
     At most `queue_clips` decoded clips wait for the consumer (the workers pause when it is full),
     so memory stays bounded however long the files are. A file that fails is reported once and
     never stops the others. Closing the iterator early stops the workers (each at its next clip).
+    Files marked `isolated` are decoded in the sandbox child process (avsearch.media.sandbox): a
+    crash there, or `stall_s` without a clip, fails that file only.
     """
     if not files:
         return
@@ -207,8 +213,13 @@ def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeO
             # wanted: a split lowers lane.limit, and this decoder stops right after the cut's last
             # clip instead of decoding the next clip only to have it refused (10 s of media wasted).
             damage: list[Damage] = []
-            with closing(iter_clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media,
-                                    wanted=lambda: lane.limit - first, seek=seek, damage=damage)) as clips:
+            if f.isolated:
+                source = shared_sandbox().clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media,
+                                                damage=damage, stall_s=stall_s)
+            else:
+                source = iter_clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media,
+                                    wanted=lambda: lane.limit - first, seek=seek, damage=damage)
+            with closing(source) as clips:
                 for offset, clip in enumerate(clips):
                     index = first + offset
                     if stop.is_set() or not plan.hand(lane, index) or not put(Decoded("clip", lane.file, index, clip)):
