@@ -145,7 +145,7 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
                     if until < state.wanted_end() - (_EARLY_END_S + state.widest_gap):
                         lost = state.stop_at(until)
                         if lost is not None:
-                            add_damage(damage, Damage(lost[0], lost[1], "the file ends early (cut short?)"))
+                            add_damage(damage, Damage(lost[0], lost[1], "the file ends early: cut short?"))
                     break
                 except av.FFmpegError as err:
                     # The demuxer lost its way (a cut file, a damaged index): what follows is out of
@@ -192,8 +192,11 @@ _EARLY_END_S = 2.0
 
 def _packet_damage(packet: av.Packet, state: "_State", reason: str) -> Damage:
     if packet.pts is not None and packet.time_base:
+        # Clamped at 0: audio packets may start before it (encoder priming), and a negative time
+        # in a message reads as a bug.
         start = float(packet.pts * packet.time_base)
-        return Damage(start, start + float((packet.duration or 0) * packet.time_base), reason)
+        end = start + float((packet.duration or 0) * packet.time_base)
+        return Damage(max(0.0, start), max(0.0, end), reason)
     at = max(0.0, state.decoded_until())
     return Damage(at, at, reason)
 

@@ -42,7 +42,7 @@ _STARTUP_S = 120.0
 # Codecs whose FFmpeg decoders are the most used and fuzzed: files in them are decoded in-process.
 _ORDINARY_VIDEO = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mpeg1video", "mpeg2video", "mjpeg",
                              "theora", "prores", "dnxhd"})
-_ORDINARY_AUDIO = frozenset({"aac", "mp3", "mp2", "opus", "vorbis", "flac", "alac", "ac3", "eac3", "pcm_s16le",
+_ORDINARY_AUDIO = frozenset({"aac", "mp3", "mp3float", "mp2", "opus", "vorbis", "flac", "alac", "ac3", "eac3", "pcm_s16le",
                              "pcm_s24le", "pcm_s32le", "pcm_f32le", "pcm_f64le", "pcm_u8", "pcm_s16be", "pcm_s24be"})
 _MAX_ORDINARY_PIXELS = 8192 * 8192
 
