@@ -87,3 +87,26 @@ def test_query_media_that_crashes_the_decoder_is_a_query_error(indexed, tmp_path
     monkeypatch.setenv(FAULT_ENV, "crash:probe:q-crash")
     with pytest.raises(QueryError, match="the decoder crashed"):
         index.search(f, k=1)
+
+
+def test_an_in_process_decode_without_progress_is_cut_off_but_a_slow_consumer_is_not(tmp_path, monkeypatch):
+    from avsearch.media import decode as decode_mod
+    from avsearch.media import iter_clips
+
+    video = write_video(tmp_path / "v.mp4", duration_s=2.0, fps=10, seed=7)
+    ranges = [(0.0, 0.5), (0.5, 1.0), (1.0, 1.5), (1.5, 2.0)]
+    clips = []
+    for clip in iter_clips(video, ranges, DecodeOptions(resize="pil"), stall_s=0.5):
+        time.sleep(0.7)  # the consumer is slow: that time is not the decoder's
+        clips.append(clip)
+    assert len(clips) == 4
+
+    real = decode_mod._State.on_video
+
+    def crawling(self, frame):  # as if damaged data made every frame cost a long detour
+        time.sleep(0.2)
+        real(self, frame)
+
+    monkeypatch.setattr(decode_mod._State, "on_video", crawling)
+    with pytest.raises(MediaError, match="made no progress for 0.5 s .* and was cut off"):
+        list(iter_clips(video, [(0.0, 2.0)], DecodeOptions(resize="pil"), stall_s=0.5))

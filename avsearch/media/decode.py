@@ -9,6 +9,7 @@ as its frames and audio are complete, so memory holds about one clip, however lo
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
@@ -98,7 +99,7 @@ def read_clip(path: str | Path, start_s: Optional[float] = None, end_s: Optional
 def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options: DecodeOptions = DecodeOptions(),
                *, video: bool = True, audio: bool = True, media: Optional[MediaFile] = None,
                wanted: Optional[Callable[[], int]] = None, seek: bool = True,
-               damage: Optional[list[Damage]] = None) -> Iterator[Clip]:
+               damage: Optional[list[Damage]] = None, stall_s: Optional[float] = None) -> Iterator[Clip]:
     """The clips of `ranges` (sorted by start), each as soon as it is complete.
 
     wanted: how many of the (sorted) ranges are still wanted, asked after every packet; it may
@@ -109,6 +110,9 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
     damage: a list that gets a Damage for each stretch FFmpeg could not decode (corrupt packets are
     skipped, a demuxer error ends the file early); the clips that could be decoded still come. A
     file where damage leaves no clip at all raises MediaError.
+    stall_s: decoding that goes on this long without completing a clip (time spent waiting for the
+    caller between clips not counted) is cut off with a MediaError: damaged data can make a
+    demuxer go round in circles. (A native call that never returns needs the sandbox.)
     """
     media = media or probe(path)
     damage = [] if damage is None else damage
@@ -135,7 +139,11 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
                 container.seek(int(max(0.0, ranges[0][0] - 1.0) * av.time_base), any_frame=False, backward=True)
             coarse_skip = vstream is not None and options.skip_frames == "bidir"
             packets = container.demux(*streams)
+            progress = time.monotonic()
             while True:
+                if stall_s is not None and time.monotonic() - progress > stall_s:
+                    raise MediaError(f"{path}: decoding it made no progress for {stall_s:g} s ({_where(state)}) and "
+                                     "was cut off; check the file or re-encode it")
                 try:
                     packet = next(packets)
                 except StopIteration:
@@ -171,7 +179,9 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
                             coarse_skip = False
                     else:
                         state.on_audio(frame)
-                yield from state.ready()
+                for clip in state.ready():
+                    yield clip
+                    progress = time.monotonic()  # the time the caller kept us waiting is not ours
                 if state.all_done() or (wanted is not None and state.next_clip >= wanted()):
                     return
             state.finish()

@@ -187,7 +187,8 @@ def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeO
     so memory stays bounded however long the files are. A file that fails is reported once and
     never stops the others. Closing the iterator early stops the workers (each at its next clip).
     Files marked `isolated` are decoded in the sandbox child process (avsearch.media.sandbox): a
-    crash there, or `stall_s` without a clip, fails that file only.
+    crash there fails that file only. A file whose decoding goes `stall_s` without a clip is cut
+    off and failed (in the sandbox whatever the cause; in-process while packets still come).
     """
     if not files:
         return
@@ -218,7 +219,7 @@ def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeO
                                                 damage=damage, stall_s=stall_s)
             else:
                 source = iter_clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media,
-                                    wanted=lambda: lane.limit - first, seek=seek, damage=damage)
+                                    wanted=lambda: lane.limit - first, seek=seek, damage=damage, stall_s=stall_s)
             with closing(source) as clips:
                 for offset, clip in enumerate(clips):
                     index = first + offset

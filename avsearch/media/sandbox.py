@@ -34,7 +34,9 @@ from avsearch.media.decode import DecodeOptions
 from avsearch.types import Clip, MediaFile
 
 PROBE_TIMEOUT_S = 60.0  # probing reads headers (and packet times for raw streams): seconds at most
-STALL_S = 60.0  # a decode that hands back no clip for this long is stuck
+# A decode that hands back no clip for this long is stuck. Generous: a 10 s clip of 8K HEVC can take
+# a minute on two cores.
+STALL_S = 120.0
 
 FAULT_ENV = "AVSEARCH_TEST_MEDIA_FAULT"
 _STARTUP_S = 120.0
@@ -70,8 +72,12 @@ class Sandbox:
 
     def probe(self, path: str | Path, *, timeout_s: float = PROBE_TIMEOUT_S) -> MediaFile:
         with self._lock:
-            self._request(("probe", str(path), _fault()))
-            kind, value = self._receive(path, timeout_s, "probing it")
+            try:
+                self._request(("probe", str(path), _fault()))
+                kind, value = self._receive(path, timeout_s, "probing it")
+            except BaseException:  # Ctrl-C while the child works: its late answer must not be the next one's
+                self._stop()
+                raise
             if kind == "error":
                 raise MediaError(value)
             return value
@@ -81,9 +87,9 @@ class Sandbox:
               damage: Optional[list[Damage]] = None, stall_s: float = STALL_S) -> Iterator[Clip]:
         """As `iter_clips`, decoded in the child. Closing the iterator early restarts the child."""
         with self._lock:
-            self._request(("clips", str(path), [tuple(r) for r in ranges], options, video, audio, media, _fault()))
             finished = False
             try:
+                self._request(("clips", str(path), [tuple(r) for r in ranges], options, video, audio, media, _fault()))
                 kind, value = self._receive(path, _STARTUP_S, "starting to decode it")  # ("started", None)
                 if kind == "error":
                     finished = True
