@@ -22,10 +22,9 @@ from avsearch.errors import AvsearchError, MediaError
 from avsearch.media import DecodeOptions, FileToDecode, decode_files, plan_clips
 from avsearch.media.damage import Damage, damage_text
 from avsearch.media.sandbox import PROBE_TIMEOUT_S, STALL_S, looks_ordinary
-from avsearch.types import check_choice
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
-from avsearch.types import Clip, MediaFile, View
+from avsearch.types import Clip, MediaFile, View, check_choice
 from avsearch.indexer.ids import clip_id, row_id
 from avsearch.indexer.report import IndexReport, Progress, ProgressCallback
 
@@ -55,7 +54,7 @@ class PipelineOptions:
     # the run, a hang freezes it).
     isolate: str = "suspect"
     probe_timeout_s: float = PROBE_TIMEOUT_S  # a probe in the sandbox taking longer fails its file
-    stall_s: float = STALL_S  # a sandboxed decode handing back no clip this long fails its file
+    stall_s: float = STALL_S  # a decode handing back no clip this long is cut off and fails its file
 
     def __post_init__(self) -> None:
         check_choice("isolate", self.isolate, ISOLATE_CHOICES)

@@ -110,3 +110,13 @@ def test_an_in_process_decode_without_progress_is_cut_off_but_a_slow_consumer_is
     monkeypatch.setattr(decode_mod._State, "on_video", crawling)
     with pytest.raises(MediaError, match="made no progress for 0.5 s .* and was cut off"):
         list(iter_clips(video, [(0.0, 2.0)], DecodeOptions(resize="pil"), stall_s=0.5))
+
+
+@pytest.mark.parametrize("change", [dict(video_codec="cinepak"), dict(audio_codec="adpcm_ms"), dict(width=20000, height=20000),
+                                    dict(sample_rate=7), dict(channels=200), dict(fps=90000.0)])
+def test_a_probe_with_an_unusual_codec_or_impossible_header_values_is_decoded_in_the_child(tmp_path, change):
+    from dataclasses import replace
+
+    media = probe(write_video(tmp_path / "v.mp4", duration_s=0.5, seed=8))
+    assert looks_ordinary(media)
+    assert not looks_ordinary(replace(media, **change))

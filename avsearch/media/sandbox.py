@@ -57,6 +57,11 @@ def looks_ordinary(media: MediaFile) -> bool:
         return False
     if media.width and media.height and media.width * media.height > _MAX_ORDINARY_PIXELS:
         return False
+    # Header values no encoder writes: a damaged or crafted header, which decoders trust.
+    if media.sample_rate is not None and not 1_000 <= media.sample_rate <= 384_000:
+        return False
+    if (media.channels or 0) > 32 or (media.fps or 0) > 1_000:
+        return False
     return True
 
 
