@@ -110,11 +110,13 @@ class Index:
 
     def add(self, paths: Iterable[str | Path], *, prune: bool = True, retry_failed: bool = False,
             progress=None, decode_workers: Optional[int] = None, max_batch_tokens: Optional[int] = None,
-            commit_every_files: int = 8, partial_commit_s: float = 600.0):
+            commit_every_files: int = 8, partial_commit_s: float = 600.0, isolate: str = "suspect"):
         """Index new and changed media under `paths`; re-point moved files; with `prune`, drop
         files under `paths` that are gone. Broken files are recorded as failed, never fatal. Files
         longer than `partial_commit_s` of media are committed in parts: an interrupted run keeps
-        them, and the next resumes after them. Returns an IndexReport."""
+        them, and the next resumes after them. `isolate`: which files are read in a child process
+        where an FFmpeg crash or hang fails the file, not the run ("suspect": probe all, decode the
+        unusual ones there; "all"; "none"). Returns an IndexReport."""
         from avsearch.indexer import PipelineOptions, run_index
 
         paths = [str(p) for p in paths]
@@ -127,7 +129,7 @@ class Index:
         options = PipelineOptions(
             clip_s=s.clip_s, min_last_s=s.min_last_s, views=tuple(s.views),
             decode=self._decode_options(), decode_workers=decode_workers, max_batch_tokens=max_batch_tokens,
-            commit_every_files=commit_every_files, partial_commit_s=partial_commit_s,
+            commit_every_files=commit_every_files, partial_commit_s=partial_commit_s, isolate=isolate,
         )
         return run_index(self._store, paths, self.embedder, options, prune=prune,
                          retry_failed=retry_failed, progress=progress)
@@ -189,8 +191,11 @@ class Index:
         return self.store.stats()
 
     def failures(self) -> list[dict]:
-        return [{"path": r["path"], "error": r["error"], "indexed_at": r["indexed_at"]}
-                for r in self.store.file_rows("status = 'failed'")]
+        """Files that failed, and files indexed only in part (status "partly indexed": stretches
+        the decoder could not read, named in `error`; their other clips are searchable)."""
+        rows = self.store.file_rows("status = 'failed' OR (status = 'ok' AND error IS NOT NULL)")
+        return [{"path": r["path"], "status": "failed" if r["status"] == "failed" else "partly indexed",
+                 "error": r["error"], "indexed_at": r["indexed_at"]} for r in rows]
 
     def _decode_options(self):
         from avsearch.media import DecodeOptions

@@ -143,6 +143,8 @@ def _print_report(report, idx: Index) -> None:
     table.add_row("moved (re-pointed)", str(len(report.moved)))
     table.add_row("deleted (pruned)", str(len(report.deleted)))
     table.add_row("failed", str(len(report.failed)))
+    if report.partly:
+        table.add_row("partly indexed (damage skipped)", str(len(report.partly)))
     table.add_row("media time", f"{report.media_s / 60:.1f} min")
     table.add_row("wall time", f"{report.seconds:.1f} s")
     console.print(table)

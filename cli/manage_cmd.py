@@ -40,6 +40,8 @@ def status(index_dir: Optional[Path] = IndexOption,
     if stats.get("files_partial"):
         t.add_row("files part done", f"{stats['files_partial']}  (long files an interrupted run left; "
                   "`avsearch index` again finishes them)")
+    if stats.get("files_damaged"):
+        t.add_row("files partly indexed", f"{stats['files_damaged']}  (damaged stretches skipped; see `avsearch failures`)")
     t.add_row("files failed", str(stats["files_failed"]) + ("  (see `avsearch failures`)" if stats["files_failed"] else ""))
     t.add_row("clips", str(stats["clips"]))
     for view, n in sorted(stats["clips_by_view"].items()):
@@ -55,7 +57,8 @@ def status(index_dir: Optional[Path] = IndexOption,
 
 def failures(index_dir: Optional[Path] = IndexOption,
              as_json: bool = typer.Option(False, "--json", help="One JSON object per failed file.")) -> None:
-    """List files that could not be indexed, with the reason.
+    """List files that could not be indexed, with the reason, and files indexed only in part
+    (damaged stretches the decoder skipped).
 
     Fix or replace them and run `avsearch index` again (changed files are retried), or
     `avsearch index PATH --retry-failed` to retry unchanged ones.
@@ -70,11 +73,14 @@ def failures(index_dir: Optional[Path] = IndexOption,
     if not rows:
         console.print("no failed files")
         return
-    t = Table(title=f"{len(rows)} failed files")
+    failed = sum(r["status"] == "failed" for r in rows)
+    partly = len(rows) - failed
+    t = Table(title=f"{failed} failed files" + (f", {partly} partly indexed" if partly else ""))
     t.add_column("file")
+    t.add_column("status")
     t.add_column("reason")
     for r in rows:
-        t.add_row(short_path(r["path"]), r["error"] or "")
+        t.add_row(short_path(r["path"]), r["status"], r["error"] or "")
     console.print(t)
 
 

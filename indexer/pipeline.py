@@ -20,11 +20,16 @@ import numpy as np
 
 from avsearch.errors import AvsearchError, MediaError
 from avsearch.media import DecodeOptions, FileToDecode, decode_files, plan_clips
+from avsearch.media.damage import Damage, damage_text
+from avsearch.media.sandbox import PROBE_TIMEOUT_S, STALL_S, looks_ordinary
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
-from avsearch.types import Clip, MediaFile, View
+from avsearch.types import Clip, MediaFile, View, check_choice
 from avsearch.indexer.ids import clip_id, row_id
 from avsearch.indexer.report import IndexReport, Progress, ProgressCallback
+
+
+ISOLATE_CHOICES = ("suspect", "all", "none")
 
 
 @dataclass
@@ -43,6 +48,16 @@ class PipelineOptions:
     # clips), so an interrupted run keeps them and the next one resumes after them, and a file's
     # vectors wait in memory for one part at most, not for the whole file.
     partial_commit_s: float = 600.0
+    # Crash isolation (avsearch.media.sandbox): "suspect" probes every file in a child process and
+    # decodes there the files whose probe looks unusual (the rest in-process, the fast path); "all"
+    # decodes every file there; "none" reads everything in-process (a segfault in FFmpeg then ends
+    # the run, a hang freezes it).
+    isolate: str = "suspect"
+    probe_timeout_s: float = PROBE_TIMEOUT_S  # a probe in the sandbox taking longer fails its file
+    stall_s: float = STALL_S  # a decode handing back no clip this long is cut off and fails its file
+
+    def __post_init__(self) -> None:
+        check_choice("isolate", self.isolate, ISOLATE_CHOICES)
 
 
 @dataclass
@@ -57,6 +72,7 @@ class FileJob:
     vectors: dict[tuple[int, View], np.ndarray] = field(default_factory=dict)
     decoded: Optional[int] = None  # clips decoded by this run, once decoding has finished
     error: Optional[str] = None
+    damage: tuple[Damage, ...] = ()  # stretches the decoder could not read: the file is partly indexed
     todo: list[int] = field(default_factory=list)  # ranges this run decodes (all but a resumed file's committed)
     committed: set[int] = field(default_factory=set)  # ranges committed, by earlier runs or in parts by this one
     committed_rows: int = 0  # the clip rows (one per view) those hold
@@ -121,7 +137,7 @@ def run_pipeline(
             vectors = embedder.embed_clips([jobs[j].payloads[c] for j, c, _ in items], view)
         except Exception as err:
             if len(items) == 1:
-                jobs[items[0][0]].error = f"embedding failed: {_reason(err)}"
+                jobs[items[0][0]].error = f"embedding failed: {failure_reason(err)}"
                 return {items[0][0]}
             touched: set[int] = set()
             for item in items:  # isolate the culprit: embed one by one
@@ -185,13 +201,13 @@ def run_pipeline(
         jobs[j].decoded = 0
     settle(finished)
     to_decode = [
-        FileToDecode(job.media.path, [job.ranges[i] for i in job.todo], media=job.media,
+        FileToDecode(job.media.path, [job.ranges[i] for i in job.todo], media=job.media, isolated=_isolated(job.media, options),
                      video=job.media.has_video and any(v in (View.AV, View.VIDEO) for v in job.views),
                      audio=job.media.has_audio and any(v in (View.AV, View.AUDIO) for v in job.views))
         for job in (jobs[j] for j in decoding)
     ]
     with closing(decode_files(to_decode, options.decode, workers=options.decode_workers,
-                              queue_clips=options.queue_clips)) as decoded:
+                              queue_clips=options.queue_clips, stall_s=options.stall_s)) as decoded:
         for event in decoded:
             j = decoding[event.file]
             job = jobs[j]
@@ -207,8 +223,9 @@ def run_pipeline(
                         touched |= flush(view)
             else:
                 job.decoded = event.index
+                job.damage = event.damage
                 if event.kind == "error":
-                    job.error = _reason(event.error)
+                    job.error = failure_reason(event.error)
                 elif event.index == 0:
                     job.error = "no clip could be decoded"
             settle(touched)
@@ -280,10 +297,14 @@ def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCo
     had_parts = bool(job.committed)
     clip_rows, vectors = _clip_rows(job, embedder, job.take(range(len(job.ranges))))
     report.indexed.append(media.path)
+    # Status "ok" with an error text: indexed, but some stretches could not be decoded.
+    note = damage_text(job.damage) if job.damage else None
+    if note:
+        report.partly.append((media.path, note))
     report.clips_added += len(clip_rows)
     report.media_s += media.duration_s
     return FileCommit(
-        {**row, "status": "ok", "error": None, "n_clips": job.committed_rows + len(clip_rows)},
+        {**row, "status": "ok", "error": note, "n_clips": job.committed_rows + len(clip_rows)},
         clip_rows, vectors,
         replace_clips=not had_parts,  # the parts committed before stay (the first one superseded the rest)
     )
@@ -309,6 +330,10 @@ def make_job(media: MediaFile, fingerprint: str, options: PipelineOptions,
     return job
 
 
+def _isolated(media: MediaFile, options: PipelineOptions) -> bool:
+    return options.isolate == "all" or (options.isolate == "suspect" and not looks_ordinary(media))
+
+
 def _cost(embedder: Embedder, clip: Clip, view: View) -> int:
     try:
         return int(embedder.token_cost(clip, view))
@@ -316,7 +341,9 @@ def _cost(embedder: Embedder, clip: Clip, view: View) -> int:
         return 1
 
 
-def _reason(err: BaseException) -> str:
+def failure_reason(err: BaseException) -> str:
+    """A failed file's recorded reason: our own errors say it already; anything else (a bug, or a
+    library failing on an odd file) is named by its type, so `avsearch failures` tells them apart."""
     if isinstance(err, AvsearchError):
         return str(err)
     return f"{type(err).__name__}: {err}"

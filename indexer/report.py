@@ -27,6 +27,7 @@ class IndexReport:
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    partly: list[tuple[str, str]] = field(default_factory=list)  # (path, damaged stretches): indexed, in `indexed` too
     clips_added: int = 0
     media_s: float = 0.0
     seconds: float = 0.0
@@ -41,6 +42,7 @@ class IndexReport:
             "deleted": self.deleted,
             "unchanged": self.unchanged,
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "partly_indexed": [{"path": p, "reason": r} for p, r in self.partly],
             "clips_added": self.clips_added,
             "media_seconds": round(self.media_s, 3),
             "seconds": round(self.seconds, 3),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable, Optional
 
-from avsearch.errors import AvsearchError
 from avsearch.media import SUPPORTED_EXTENSIONS, fingerprint, probe
+from avsearch.media.sandbox import shared_sandbox
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.indexer.crawl import CrawlResult, crawl
-from avsearch.indexer.pipeline import FileJob, PipelineOptions, make_job, run_pipeline
+from avsearch.indexer.pipeline import FileJob, PipelineOptions, failure_reason, make_job, run_pipeline
 from avsearch.indexer.plan import Plan, make_plan
 from avsearch.indexer.report import IndexReport, ProgressCallback
 
@@ -54,16 +54,17 @@ def run_index(
         jobs: list[FileJob] = []
         for work in plan.work:
             try:
-                media = probe(work.path)
+                media = _probe(work.path, options)
                 job = None
                 if work.reason == "resume":  # after the parts an interrupted run committed
                     job = make_job(media, work.fingerprint, options, store.committed_clips(work.path, work.fingerprint))
                     if job is None:  # those parts are not this file's clips after all: start over
                         store.remove_paths([work.path])
                 jobs.append(job or make_job(media, work.fingerprint, options))
-            except AvsearchError as err:
-                failed_rows.append(_failed_row(work.path, str(err), work.size, work.mtime, work.fingerprint))
-                report.failed.append((work.path, str(err)))
+            except Exception as err:  # any failure on one file fails that file, never the run (Ctrl-C still stops it)
+                reason = failure_reason(err)
+                failed_rows.append(_failed_row(work.path, reason, work.size, work.mtime, work.fingerprint))
+                report.failed.append((work.path, reason))
         commits = [FileCommit(r) for r in failed_rows] + [FileCommit(r, replace_clips=False) for r in plan.touched]
         store.commit(commits)
 
@@ -72,6 +73,14 @@ def run_index(
         store.finish_writes()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _probe(path: str, options: PipelineOptions):
+    """Probe in the sandbox child process (unless isolation is off): a file that crashes or hangs
+    FFmpeg fails alone."""
+    if options.isolate == "none":
+        return probe(path)
+    return shared_sandbox().probe(path, timeout_s=options.probe_timeout_s)
 
 
 def _failed_row(path: str, reason: str, size: int = -1, mtime: float = -1.0, fp: str = "") -> dict:

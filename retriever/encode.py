@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from avsearch.errors import MediaError, QueryError
-from avsearch.media import DecodeOptions, probe, read_clip
+from avsearch.media import DecodeOptions, read_clip
+from avsearch.media.sandbox import looks_ordinary, shared_sandbox
 from avsearch.models.base import Embedder
 from avsearch.store import Store
-from avsearch.types import Query, View
+from avsearch.types import MediaFile, Query, View
 
 MAX_QUERY_MEDIA_S = 600.0  # longer query media must name a range: embedding hours as one query is useless
 
@@ -34,9 +36,9 @@ def query_vector(query: Query, store: Store, get_embedder: Callable[[], Embedder
 def _media_vector(query: Query, get_embedder: Callable[[], Embedder], decode: DecodeOptions) -> np.ndarray:
     path = Path(query.media).expanduser()
     try:
-        media = probe(path)
-    except MediaError as err:
-        raise QueryError(f"cannot read the query file: {err}") from None
+        media = shared_sandbox().probe(path)  # a file that crashes FFmpeg takes the child down, not us
+    except Exception as err:  # whatever reading the file raises, the caller gets a QueryError
+        raise QueryError(f"cannot read the query file: {_media_reason(path, err)}") from None
     view = query.view or (media.views()[0] if media.views() else None)
     if view is None or view not in media.views():
         have = ", ".join(v.value for v in media.views()) or "none"
@@ -50,8 +52,24 @@ def _media_vector(query: Query, get_embedder: Callable[[], Embedder], decode: De
             f"the query media is {end - start:.0f} s long; pick at most {MAX_QUERY_MEDIA_S:.0f} s with --start/--end"
         )
     try:
-        clip = read_clip(path, start, end, decode,
-                         video=view in (View.AV, View.VIDEO), audio=view in (View.AV, View.AUDIO))
-    except MediaError as err:
-        raise QueryError(f"cannot decode the query file: {err}") from None
+        clip = _read(path, media, start, end, decode, video=view in (View.AV, View.VIDEO), audio=view in (View.AV, View.AUDIO))
+    except Exception as err:
+        raise QueryError(f"cannot decode the query file: {_media_reason(path, err)}") from None
     return get_embedder().embed_clips([clip], view)[0]
+
+
+def _read(path: Path, media: MediaFile, start: float, end: float, decode: DecodeOptions, *, video: bool, audio: bool):
+    """The query clip: decoded here if the file looks ordinary, else in the sandbox child."""
+    if looks_ordinary(media):
+        return read_clip(path, start, min(end, media.duration_s), decode, video=video, audio=audio)
+    with closing(shared_sandbox().clips(path, [(start, min(end, media.duration_s))], decode,
+                                        video=video, audio=audio, media=media)) as clips:
+        for clip in clips:
+            return clip
+    raise MediaError(f"{path}: nothing could be decoded in {start:.2f}–{end:.2f} s")
+
+
+def _media_reason(path: Path, err: Exception) -> str:
+    if isinstance(err, MediaError):
+        return str(err)  # names the file and what to do already
+    return f"{path}: {type(err).__name__}: {err}"

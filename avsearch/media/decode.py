@@ -9,6 +9,7 @@ as its frames and audio are complete, so memory holds about one clip, however lo
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
@@ -18,6 +19,7 @@ import numpy as np
 
 from avsearch.errors import MediaError
 from avsearch.media.container import describe, open_media
+from avsearch.media.damage import Damage, add_damage
 from avsearch.media.probe import frame_rotation, probe, turn_upright, video_stream
 from avsearch.media.resize import smart_resize
 from avsearch.resample import RESAMPLERS, keep_resizing_on_this_thread
@@ -96,7 +98,8 @@ def read_clip(path: str | Path, start_s: Optional[float] = None, end_s: Optional
 
 def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options: DecodeOptions = DecodeOptions(),
                *, video: bool = True, audio: bool = True, media: Optional[MediaFile] = None,
-               wanted: Optional[Callable[[], int]] = None, seek: bool = True) -> Iterator[Clip]:
+               wanted: Optional[Callable[[], int]] = None, seek: bool = True,
+               damage: Optional[list[Damage]] = None, stall_s: Optional[float] = None) -> Iterator[Clip]:
     """The clips of `ranges` (sorted by start), each as soon as it is complete.
 
     wanted: how many of the (sorted) ranges are still wanted, asked after every packet; it may
@@ -104,8 +107,15 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
     right after the last wanted clip instead of running on to the next one's end.
     seek: False reads from the file's start even when the first range lies deep in it (for files
     whose seeking fails).
+    damage: a list that gets a Damage for each stretch FFmpeg could not decode (corrupt packets are
+    skipped, a demuxer error ends the file early); the clips that could be decoded still come. A
+    file where damage leaves no clip at all raises MediaError.
+    stall_s: decoding that goes on this long without completing a clip (time spent waiting for the
+    caller between clips not counted) is cut off with a MediaError: damaged data can make a
+    demuxer go round in circles. (A native call that never returns needs the sandbox.)
     """
     media = media or probe(path)
+    damage = [] if damage is None else damage
     ranges = sorted((float(a), float(b)) for a, b in ranges)
     if not ranges:
         return
@@ -128,8 +138,38 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
             if seek:
                 container.seek(int(max(0.0, ranges[0][0] - 1.0) * av.time_base), any_frame=False, backward=True)
             coarse_skip = vstream is not None and options.skip_frames == "bidir"
-            for packet in container.demux(*streams):
-                for frame in packet.decode():
+            packets = container.demux(*streams)
+            progress = time.monotonic()
+            while True:
+                if stall_s is not None and time.monotonic() - progress > stall_s:
+                    raise MediaError(f"{path}: decoding it made no progress for {stall_s:g} s ({_where(state)}) and "
+                                     "was cut off; check the file or re-encode it")
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    # A file that ends well before its declared duration was cut short: the clips
+                    # past its end would only repeat the last frame, so they are left out.
+                    until = state.decoded_until()
+                    if until < state.wanted_end() - (_EARLY_END_S + state.widest_gap):
+                        lost = state.stop_at(until)
+                        if lost is not None:
+                            add_damage(damage, Damage(lost[0], lost[1], "the file ends early: cut short?"))
+                    break
+                except av.FFmpegError as err:
+                    # The demuxer lost its way (a cut file, a damaged index): what follows is out of
+                    # reach. The clips decoded so far stay; the rest is recorded as damaged.
+                    lost = state.stop_at(state.decoded_until())
+                    if lost is not None:
+                        add_damage(damage, Damage(lost[0], lost[1], describe(err)))
+                    break
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as err:
+                    # A corrupt packet: the decoder conceals it and goes on with the next one (as
+                    # the ffmpeg CLI does), so one bad packet costs a few frames, not the file.
+                    add_damage(damage, _packet_damage(packet, state, describe(err)))
+                    continue
+                for frame in frames:
                     if packet.stream is vstream:
                         state.on_video(frame)
                         if coarse_skip and state.widest_gap > 0.5 / options.fps:
@@ -139,16 +179,41 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
                             coarse_skip = False
                     else:
                         state.on_audio(frame)
-                yield from state.ready()
+                for clip in state.ready():
+                    yield clip
+                    progress = time.monotonic()  # the time the caller kept us waiting is not ours
                 if state.all_done() or (wanted is not None and state.next_clip >= wanted()):
                     return
             state.finish()
             yield from state.ready()
+            if not state.emitted and damage:
+                raise MediaError(f"{path}: nothing could be decoded ({damage[-1].reason})")
         except av.FFmpegError as err:
             yield from state.ready()
-            raise MediaError(f"{path}: decoding failed after {state.decoded_until():.1f} s ({describe(err)})") from None
+            raise MediaError(f"{path}: decoding failed {_where(state)} ({describe(err)})") from None
         finally:
             state.close()
+
+
+# How far before its declared end a file's decoding may stop and still count as whole: streams end
+# a little apart, and the last frame of a video covers the time up to the next (widest_gap adds it).
+_EARLY_END_S = 2.0
+
+
+def _packet_damage(packet: av.Packet, state: "_State", reason: str) -> Damage:
+    if packet.pts is not None and packet.time_base:
+        # Clamped at 0: audio packets may start before it (encoder priming), and a negative time
+        # in a message reads as a bug.
+        start = float(packet.pts * packet.time_base)
+        end = start + float((packet.duration or 0) * packet.time_base)
+        return Damage(max(0.0, start), max(0.0, end), reason)
+    at = max(0.0, state.decoded_until())
+    return Damage(at, at, reason)
+
+
+def _where(state: "_State") -> str:
+    until = state.decoded_until()
+    return f"after {until:.1f} s" if until >= 0 else "before anything was decoded"
 
 
 def _aligned(frame: av.AudioFrame, origin_pts: int, out_rate: int) -> Optional[av.AudioFrame]:
@@ -192,6 +257,7 @@ class _State:
         self.want_video = want_video
         self.want_audio = want_audio
         self.next_clip = 0
+        self.emitted = 0  # clips handed out
         self.times = [sample_times(a, b, options.fps, options.max_frames) for a, b in ranges]
         self.frames: list[list[np.ndarray]] = [[] for _ in ranges]
         self.last_frame: Optional[av.VideoFrame] = None
@@ -260,6 +326,23 @@ class _State:
         while self.next_clip < len(self.ranges) and self._complete(self.next_clip):
             yield self._emit(self.next_clip)
             self.next_clip += 1
+            self.emitted += 1
+
+    def stop_at(self, t: float) -> Optional[tuple[float, float]]:
+        """Nothing after media time `t` can be read: ranges starting at or after it get no clip.
+        The lost stretch (start, end), or None if nothing wanted was lost."""
+        t = max(0.0, t)
+        if not self.ranges:
+            return None
+        keep = max(self.next_clip, sum(1 for a, _ in self.ranges if a < t))
+        if keep == len(self.ranges) and self.ranges[-1][1] <= t:
+            return None
+        lost = (t, self.ranges[-1][1])
+        del self.ranges[keep:], self.times[keep:], self.frames[keep:]
+        return lost
+
+    def wanted_end(self) -> float:
+        return self.ranges[-1][1] if self.ranges else 0.0
 
     def all_done(self) -> bool:
         return self.next_clip >= len(self.ranges)

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from avsearch.media.damage import Damage, merged
 from avsearch.media.decode import DecodeOptions, iter_clips
+from avsearch.media.sandbox import STALL_S, shared_sandbox
 from avsearch.types import Clip, MediaFile
 
 # A running file is split only when both parts keep at least this much media. Each split costs a
@@ -60,12 +62,14 @@ class FileToDecode:
     video: bool = True
     audio: bool = True
     media: Optional[MediaFile] = None  # probed already (saves a probe per decoder)
+    isolated: bool = False  # decode in the sandbox child process (a file whose probe looked unusual)
 
     @property
     def splittable(self) -> bool:
         # Only decoding video is worth a second decoder; sound alone decodes at hundreds of times
-        # real time, and a seek in some audio formats is not sample exact.
-        return self.video and (self.media is None or self.media.has_video)
+        # real time, and a seek in some audio formats is not sample exact. The sandbox reads one
+        # file at a time, so an isolated file is never split.
+        return self.video and (self.media is None or self.media.has_video) and not self.isolated
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ class Decoded:
     """One report from the decoders, in the order the consumer should see them.
 
     kind "clip":  `clip` is the file's clip for range number `index`.
-    kind "done":  the file is decoded; `index` clips were handed back (every "clip" of it came before).
+    kind "done":  the file is decoded; `index` clips were handed back (every "clip" of it came before);
+                  `damage`: the stretches FFmpeg could not decode (the file is partly indexed).
     kind "error": decoding the file failed with `error`; no more clips of it follow.
     Every file gets exactly one "done" or "error".
     """
@@ -83,6 +88,7 @@ class Decoded:
     index: int = 0
     clip: Optional[Clip] = None
     error: Optional[BaseException] = None
+    damage: tuple[Damage, ...] = ()
 
 
 @dataclass
@@ -110,6 +116,7 @@ class _Plan:
         self.running = [0] * len(files)  # lanes per file
         self.handed = [0] * len(files)  # clips handed back per file
         self.failed = [False] * len(files)
+        self.damage: list[list[Damage]] = [[] for _ in files]  # filled by the file's decoders
 
     def take(self) -> Optional[_Lane]:
         with self.lock:
@@ -166,18 +173,22 @@ class _Plan:
                 self.failed[j] = True
                 return Decoded("error", j, self.handed[j], error=error)
             if self.running[j] == 0:
-                return Decoded("done", j, self.handed[j])
+                return Decoded("done", j, self.handed[j], damage=tuple(merged(self.damage[j])))
             return None
 
 
 def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeOptions(), *,
-                 workers: Optional[int] = None, queue_clips: int = 8, min_split_s: float = MIN_SPLIT_S) -> Iterator[Decoded]:
+                 workers: Optional[int] = None, queue_clips: int = 8, min_split_s: float = MIN_SPLIT_S,
+                 stall_s: float = STALL_S) -> Iterator[Decoded]:
     """Decode every file's clips on `workers` threads (None: `default_decode_workers()`); yields
     `Decoded` reports as they come.
 
     At most `queue_clips` decoded clips wait for the consumer (the workers pause when it is full),
     so memory stays bounded however long the files are. A file that fails is reported once and
     never stops the others. Closing the iterator early stops the workers (each at its next clip).
+    Files marked `isolated` are decoded in the sandbox child process (avsearch.media.sandbox): a
+    crash there fails that file only. A file whose decoding goes `stall_s` without a clip is cut
+    off and failed (in the sandbox whatever the cause; in-process while packets still come).
     """
     if not files:
         return
@@ -202,14 +213,21 @@ def decode_files(files: Sequence[FileToDecode], options: DecodeOptions = DecodeO
         try:
             # wanted: a split lowers lane.limit, and this decoder stops right after the cut's last
             # clip instead of decoding the next clip only to have it refused (10 s of media wasted).
-            with closing(iter_clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media,
-                                    wanted=lambda: lane.limit - first, seek=seek)) as clips:
+            damage: list[Damage] = []
+            if f.isolated:
+                source = shared_sandbox().clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media,
+                                                damage=damage, stall_s=stall_s)
+            else:
+                source = iter_clips(f.path, ranges, options, video=f.video, audio=f.audio, media=f.media,
+                                    wanted=lambda: lane.limit - first, seek=seek, damage=damage, stall_s=stall_s)
+            with closing(source) as clips:
                 for offset, clip in enumerate(clips):
                     index = first + offset
                     if stop.is_set() or not plan.hand(lane, index) or not put(Decoded("clip", lane.file, index, clip)):
                         break
         except Exception as err:  # one broken file never stops the run; the consumer words it
             return err
+        plan.damage[lane.file].extend(damage)  # list.extend is atomic: lanes of one file may finish together
         return None
 
     def work() -> None:

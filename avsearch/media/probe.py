@@ -20,6 +20,12 @@ def probe(path: str | Path) -> MediaFile:
     with open_media(path) as container:
         video = video_stream(container)
         audio = container.streams.audio[0] if container.streams.audio else None
+        for stream in (video, audio):
+            if stream is not None and stream.codec_context is None:
+                # FFmpeg opened the stream but has no decoder for it (PCM at 36/45/53-bit samples in a
+                # WAVE_FORMAT_EXTENSIBLE file, an unknown codec tag): nothing of it can be decoded.
+                raise MediaError(f"{path}: its {stream.type} stream is in a format FFmpeg has no decoder for; "
+                                 "convert the file (e.g. to 16/24-bit PCM WAV, FLAC or AAC)")
         if video is None and audio is None:
             raise MediaError(f"{path}: has no video or audio stream")
         duration = _duration(container, video, audio)

@@ -45,13 +45,16 @@ def write_video(path: str | Path, *, duration_s: float, width: int = 64, height:
                 audio: bool = True, sample_rate: int = 16_000, channels: int = 1, tone_hz: float = 440.0,
                 seed: int = 0, codec: str = VIDEO_CODEC, rotation: int = 0, gop: Optional[int] = None,
                 frame_times: Optional[list[float]] = None) -> Path:
-    """An H.264 (or MPEG-4) video with an optional AAC tone track.
+    """An H.264 (or MPEG-4) video with an optional AAC tone track (WebM: VP8 with Opus).
 
     rotation: display rotation stored in the file's metadata (the pixels stay unrotated).
     frame_times: explicit presentation times in seconds, for variable-frame-rate files.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    audio_codec = "aac"
+    if path.suffix == ".webm":  # WebM takes only VP8/VP9/AV1 and Vorbis/Opus (Opus: 48 kHz)
+        codec, audio_codec, sample_rate = "libvpx", "libopus", 48_000
     with av.open(str(path), "w", format="mp4" if path.suffix in (".mp4", ".m4v", ".mov") else None) as out:
         vs = out.add_stream(codec, rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
@@ -64,7 +67,7 @@ def write_video(path: str | Path, *, duration_s: float, width: int = 64, height:
             vs.options = {"preset": "ultrafast", "tune": "zerolatency"}
         as_ = None
         if audio:
-            as_ = out.add_stream("aac", rate=sample_rate, layout="stereo" if channels == 2 else "mono")
+            as_ = out.add_stream(audio_codec, rate=sample_rate, layout="stereo" if channels == 2 else "mono")
         times = frame_times if frame_times is not None else [i / fps for i in range(max(1, int(round(duration_s * fps))))]
         for i, t in enumerate(times):
             frame = av.VideoFrame.from_ndarray(_picture(t, width, height, seed), format="rgb24")

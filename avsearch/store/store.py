@@ -161,6 +161,7 @@ class Store:
             "files_ok": len(ok),
             "files_partial": sum(f["status"] == "partial" for f in files),  # long files a run left half done
             "files_failed": sum(f["status"] == "failed" for f in files),
+            "files_damaged": sum(f["status"] == "ok" and bool(f["error"]) for f in files),  # partly indexed
             "clips": int(clips.num_rows),
             "clips_by_view": clips_by_view,
             "hours_by_view": {v: s / 3600 for v, s in seconds_by_view.items()},
