@@ -55,7 +55,7 @@ def create_app(index, config: ServeConfig) -> FastAPI:
 
     @app.post("/api/search/media", response_model=SearchResponse, tags=["search"])
     def search_media(file: UploadFile = File(..., description="The query media: audio, or video"),
-                     request: str = Form("{}", description="MediaSearchRequest as JSON")) -> SearchResponse:
+                     request: str = Form("{}", description="The options: a MediaSearchRequest (see Schemas) as JSON")) -> SearchResponse:
         """Search by an uploaded sound or video, read as `view`, optionally only [start_s, end_s)."""
         try:
             options = MediaSearchRequest.model_validate_json(request)
@@ -128,6 +128,14 @@ def create_app(index, config: ServeConfig) -> FastAPI:
             return RedirectResponse("/", status_code=303)
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    base_openapi = app.openapi
+
+    def openapi() -> dict:  # the media search's options travel as a JSON form field: list their model too
+        schema = base_openapi()
+        schema["components"]["schemas"].setdefault("MediaSearchRequest", MediaSearchRequest.model_json_schema())
+        return schema
+
+    app.openapi = openapi
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.state.index, app.state.jobs, app.state.config = index, jobs, config
     app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
