@@ -25,7 +25,7 @@ function options() {
   const text = (id) => $(id).value.trim() || null;
   return {
     k: num("k") || 48, per_file: num("perfile"), path_prefix: text("path"), path_glob: text("glob"),
-    views: $("views").value ? [$("views").value] : null,
+    views: $("views").value ? [$("views").value] : null, merge: $("merge").checked,
   };
 }
 
@@ -67,6 +67,7 @@ function render(hits) {
   const items = hits.map((hit, i) => {
     const li = template.content.firstElementChild.cloneNode(true);
     li.dataset.index = i;
+    li.dataset.clipId = hit.clip_id;
     const img = li.querySelector("img");
     img.src = `/api/clips/${encodeURIComponent(hit.clip_id)}/thumbnail`;
     img.addEventListener("error", () => { img.replaceWith("♪"); }, { once: true });  // sound only
