@@ -30,8 +30,9 @@ class Service:
         host = f"[{config.host}]" if ":" in config.host else config.host
         self.url = f"http://{host}:{self.port}"
         self.info = ServiceInfo(self.url, config.token or "", _pid())
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level=log_level, access_log=False,
-                                                     timeout_graceful_shutdown=5))
+        self._server = _Server(uvicorn.Config(self.app, log_level=log_level, access_log=False,
+                                              timeout_graceful_shutdown=5),
+                               on_shutdown=lambda: remove_service_file(self.index.path, self.info))
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -62,6 +63,19 @@ class Service:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=15)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, removing the service file as it starts to shut down: uvicorn re-raises
+    SIGTERM/SIGINT after a graceful exit, so code after `run()` may never get to run."""
+
+    def __init__(self, config, on_shutdown: Callable[[], None]):
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets=None) -> None:
+        self._on_shutdown()
+        await super().shutdown(sockets)
 
 
 def _bind(host: str, port: int) -> socket.socket:
