@@ -25,6 +25,8 @@ class Service:
         self.index = index
         self.config = config
         self.app = create_app(index, config)
+        if index.exists:  # read the ANN index and tables now, so the first person to ask does not wait
+            index.search("warm-up", k=1)
         self.socket = _bind(config.host, config.port)
         self.port = self.socket.getsockname()[1]  # the real one when config.port is 0
         host = f"[{config.host}]" if ":" in config.host else config.host
@@ -80,7 +82,10 @@ class _Server(uvicorn.Server):
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not the default 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets
+    # that say they are TCP. Without it every response (headers, then body) stalled ~40 ms on the
+    # client's delayed ACK (measured: 44 ms vs 0.25 ms for a trivial request on loopback).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

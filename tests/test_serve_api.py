@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import stat
 import threading
 import time
@@ -234,6 +235,13 @@ def test_the_printed_link_sets_a_cookie_for_the_page(served):
         assert first.status_code == 303 and first.headers["location"] == "/"  # the token leaves the address bar
         assert "HttpOnly" in first.headers["set-cookie"] and "SameSite=Strict" in first.headers["set-cookie"]
         assert browser.get("/api/status").status_code == 200  # by the cookie alone
+
+
+def test_the_listening_socket_says_it_is_tcp(served):
+    # asyncio sets TCP_NODELAY only on sockets with proto IPPROTO_TCP; without it each answer
+    # waited ~40 ms for the client's delayed ACK (benchmarks/serve.py found it)
+    service, _, _ = served
+    assert service.socket.proto == socket.IPPROTO_TCP
 
 
 def test_the_service_file_is_owner_only_and_names_the_service(served):

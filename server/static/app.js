@@ -165,7 +165,8 @@ async function loadStatus() {
   try {
     const s = await api("/api/status");
     const hours = Object.values(s.hours_by_view).reduce((a, b) => Math.max(a, b), 0);
-    $("status").textContent = `${s.files_ok} files · ${s.clips} clips · ${hours.toFixed(1)} h · `
+    const media = hours >= 1 ? `${hours.toFixed(1)} h` : `${Math.max(1, Math.round(hours * 60))} min`;
+    $("status").textContent = `${s.files_ok} files · ${s.clips} clips · ${media} of media · `
       + `${s.files_failed} failed · model ${s.model_source}`;
     const roots = $("root");
     if (roots.options.length !== s.roots.length) {
