@@ -8,14 +8,12 @@ never waits on the model or FAISS, and concurrent text queries meet in SharedEmb
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import os
 import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -25,10 +23,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import ValidationError
 
 from avsearch.errors import AvsearchError, IndexLockedError, IndexNotFoundError, QueryError
-from avsearch.types import Query, View
+from avsearch.types import Query
 from avsearch.server.batching import SharedEmbedder
 from avsearch.server.config import ServeConfig
-from avsearch.server.guards import TokenGuard, UploadLimit
+from avsearch.server.guards import LoopbackHostGuard, TokenGuard, UploadLimit
 from avsearch.server.jobs import JobRunner, resolve_folder
 from avsearch.server.schemas import (ClipModel, ErrorModel, FailureModel, HitModel, IndexJobRequest, JobModel,
                                      MediaSearchRequest, SearchOptions, SearchRequest, SearchResponse, StatusModel)
@@ -95,7 +93,7 @@ def create_app(index, config: ServeConfig) -> FastAPI:
     def thumbnail(clip_id: str) -> Response:
         """A JPEG frame from the middle of the clip (404 for sound-only files)."""
         row = _clip_row(index, clip_id)
-        return Response(_thumbnail(row["path"], (row["start_s"] + row["end_s"]) / 2),
+        return Response(_thumbnail(clip_id, row["path"], (row["start_s"] + row["end_s"]) / 2),
                         media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/api/clips/{clip_id}/media", tags=["clips"], response_class=FileResponse)
@@ -139,7 +137,10 @@ def create_app(index, config: ServeConfig) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.state.index, app.state.jobs, app.state.config = index, jobs, config
     app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
-    app.add_middleware(TokenGuard, token=config.token)  # added last: runs first
+    if config.token:
+        app.add_middleware(TokenGuard, token=config.token)  # added last: runs first
+    else:
+        app.add_middleware(LoopbackHostGuard)
     return app
 
 
@@ -167,7 +168,7 @@ def _clip_row(index, clip_id: str) -> dict:
 
 
 @lru_cache(maxsize=1024)
-def _thumbnail(path: str, t_s: float) -> bytes:
+def _thumbnail(clip_id: str, path: str, t_s: float) -> bytes:  # by clip id: a changed file gets new ids
     import io
 
     from PIL import Image

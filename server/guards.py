@@ -66,6 +66,27 @@ class TokenGuard:
         return await self.app(scope, receive, send_with_cookie)
 
 
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+
+class LoopbackHostGuard:
+    """Without a token (`--no-token`, loopback only), answer only requests addressed to a loopback
+    name: a web page elsewhere could otherwise point a name of its own at 127.0.0.1 (DNS
+    rebinding) and read the index through the visitor's browser."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name not in LOOPBACK_NAMES:
+                return await send_error(send, 421, f"this service answers only to 127.0.0.1 or localhost, not {host!r}",
+                                        "MisdirectedRequest")
+        return await self.app(scope, receive, send)
+
+
 class _TooLarge(HTTPException):
     """Raised from inside the body stream. An HTTPException, because FastAPI passes those on from
     body parsing (others become a generic 400), and its JSON error handler answers with ours."""

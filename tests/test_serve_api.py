@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import stat
-import threading
 import time
 from pathlib import Path
 

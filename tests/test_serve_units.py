@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +128,26 @@ def test_service_file_is_private_and_removed_only_by_its_owner(tmp_path):
     assert read_service_file(tmp_path) is None
     (tmp_path / "serve.json").write_text("{broken")
     assert read_service_file(tmp_path) is None
+
+
+@pytest.mark.parametrize("host, status", [
+    ("127.0.0.1:8765", 200), ("localhost:8765", 200), ("[::1]:8765", 200),
+    ("evil.example:8765", 421), ("127.0.0.1.evil.example", 421), ("", 421),
+])
+def test_without_a_token_only_loopback_names_are_answered(host, status):
+    import asyncio
+
+    from avsearch.server.guards import LoopbackHostGuard
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "headers": [(b"host", host.encode())]}
+    asyncio.run(LoopbackHostGuard(app)(scope, None, send))
+    assert sent[0]["status"] == status
