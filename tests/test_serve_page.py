@@ -128,6 +128,13 @@ def test_keyboard_only(page):
     assert page.evaluate("document.activeElement.closest('#hits > li').dataset.index") == "0"
     page.keyboard.press("ArrowRight")
     assert page.evaluate("document.activeElement.closest('#hits > li').dataset.index") == "1"
+    per_row = page.evaluate("""() => { const tops = [...document.querySelectorAll('#hits > li')]
+        .map((li) => li.getBoundingClientRect().top); return tops.filter((t) => t === tops[0]).length; }""")
+    count = hits_of(page).count()
+    assert 1 < per_row < count  # the grid has more than one row here
+    page.keyboard.press("ArrowDown")  # one row down: the same column
+    assert page.evaluate("document.activeElement.closest('#hits > li').dataset.index") == str(min(count - 1, 1 + per_row))
+    page.keyboard.press("ArrowUp")
     page.keyboard.press("Enter")
     expect(page.locator("#player")).to_be_visible()
     expect(hits_of(page).nth(1)).to_have_class("hit playing")

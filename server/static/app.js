@@ -124,7 +124,9 @@ function moveFocus(event) {
   const buttons = [...document.querySelectorAll("#hits .play")];
   const at = buttons.indexOf(document.activeElement.closest(".hit")?.querySelector(".play"));
   if (at < 0) return false;
-  const perRow = Math.max(1, buttons.filter((b) => b.offsetTop === buttons[0].offsetTop).length);
+  // Hits in the first row share its top edge (offsetTop would be the button's within its card).
+  const top = (b) => b.getBoundingClientRect().top;
+  const perRow = Math.max(1, buttons.filter((b) => top(b) === top(buttons[0])).length);
   const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: perRow, ArrowUp: -perRow, Home: -at, End: buttons.length }[event.key];
   if (step === undefined) return false;
   buttons[Math.min(buttons.length - 1, Math.max(0, at + step))].focus();
