@@ -119,6 +119,11 @@ def test_a_stale_service_file_falls_back_to_in_process(served, service_searches,
     assert out.stdout == library_json(service, Query(text="a busy street"), k=10)
 
 
+def test_serve_help_teaches_with_examples():
+    out = run("serve", "--help")
+    assert out.returncode == 0 and "Example" in out.stdout and "--no-token" in out.stdout
+
+
 def test_avsearch_serve_serves_the_page_and_cleans_up_on_sigterm(indexed_template, tmp_path):
     root, _ = indexed_template
     shutil.copytree(root / "index", tmp_path / "idx")
