@@ -23,16 +23,9 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from avsearch.errors import AvsearchError, IndexNotFoundError
+from avsearch.locations import DEFAULT_INDEX, resolve_index_path
 from avsearch.store import AnnConfig, IndexMeta, IndexSettings, Store
 from avsearch.types import Hit, Query, View
-
-DEFAULT_INDEX = "avsearch-index"
-
-
-def resolve_index_path(path: Optional[str | Path] = None) -> Path:
-    """--index, else $AVSEARCH_INDEX, else ./avsearch-index."""
-    return Path(path or os.environ.get("AVSEARCH_INDEX") or DEFAULT_INDEX).expanduser().absolute()
-
 
 class Index:
     """A search index over local media: one directory holding vectors and metadata."""
@@ -98,6 +91,11 @@ class Index:
                 self._store.check_model(embedder.model_id)
             self._embedder = embedder
         return self._embedder
+
+    def share_embedder(self, wrap) -> None:
+        """Load the model now and use `wrap(model)` from here on: `avsearch serve` wraps it so
+        that concurrent requests and indexing jobs share one model (and text queries batch)."""
+        self._embedder = wrap(self.embedder())
 
     # -- indexing --------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import typer
 
 from avsearch.errors import AvsearchError
 from avsearch.cli.common import err_console, state
-from avsearch.cli import index_cmd, manage_cmd, model_cmd, query_cmd
+from avsearch.cli import index_cmd, manage_cmd, model_cmd, query_cmd, serve_cmd
 
 app = typer.Typer(
     name="avsearch",
@@ -36,6 +36,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show full
 index_cmd.register(app)
 query_cmd.register(app)
 manage_cmd.register(app)
+serve_cmd.register(app)
 app.add_typer(model_cmd.app, name="model")
 
 

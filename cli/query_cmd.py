@@ -13,6 +13,7 @@ from rich.table import Table
 
 from avsearch.errors import AvsearchError, QueryError
 import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
+from avsearch.locations import resolve_index_path
 from avsearch.types import Query, View
 from avsearch.cli.common import IndexOption, console, err_console, hms, short_path
 from avsearch.cli.prompt import PromptSession
@@ -53,6 +54,7 @@ def query(
     index_dir: Optional[Path] = IndexOption,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Must match the index's model [default: the index's model]."),
     device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu [default: cuda if present]."),
+    no_server: bool = typer.Option(False, "--no-server", help="Work in this process even when `avsearch serve` runs for the index."),
 ) -> None:
     """Search the index. Give TEXT, or one of --audio/--video/--av FILE, or --like CLIP_ID.
 
@@ -90,14 +92,19 @@ def query(
         media, media_view = next((p, v) for p, v in ((audio, View.AUDIO), (video, View.VIDEO), (av, View.AV)) if p)
         q = Query(media=media, view=media_view, start_s=start, end_s=end, **fields)
 
-    idx = avsearch.Index.open(index_dir, model=model, device=device)
-    result = idx.search_detailed(q, **search_args)
+    # A running `avsearch serve` has the model loaded: ask it, unless told to work here (an explicit
+    # --model/--device is a request about this process's model).
+    in_process = no_server or model is not None or device is not None
+    result = None if in_process else _search_via_service(resolve_index_path(index_dir), q, search_args)
+    if result is None:
+        idx = avsearch.Index.open(index_dir, model=model, device=device)
+        result = idx.search_detailed(q, **search_args)
     hits = result.hits
     if as_json:
         for h in hits:
             print(json.dumps(h.to_dict(), ensure_ascii=False))
     elif not hits:
-        err_console.print(f"[yellow]{_no_hits(result, min_score)}[/] (searched {idx.path})")
+        err_console.print(f"[yellow]{_no_hits(result, min_score)}[/] (searched {resolve_index_path(index_dir)})")
     else:
         _print_table(hits, result)
     if thumbs or contact_sheet or export:
@@ -114,6 +121,34 @@ def query(
             err_console.print(f"exported {len(written)} clips to {export}")
     if not hits and not as_json:
         raise typer.Exit(0)
+
+
+def _search_via_service(index_dir: Path, q: Query, search_args: dict):
+    """The service's answer as a SearchResult, or None when no service runs for the index."""
+    from types import SimpleNamespace
+
+    from avsearch.server.client import search_via_service
+    from avsearch.types import Hit
+
+    request = {"k": search_args["k"], "merge": search_args["merge_adjacent"], "per_file": search_args["per_file"],
+               "min_score": search_args["min_score"], "rerank_top": search_args["rerank_top"],
+               "views": [v.value for v in q.target_views] if q.target_views else None,
+               "instruction": q.instruction, "path_glob": q.path_glob, "min_duration_s": q.min_duration_s,
+               "max_duration_s": q.max_duration_s, "indexed_after": q.indexed_after,
+               # the service's working directory is not ours: send the folder as an absolute path
+               "path_prefix": str(Path(q.path_prefix).expanduser().absolute()) if q.path_prefix else None}
+    if q.media is not None:
+        request.update(view=q.view.value if q.view else None, start_s=q.start_s, end_s=q.end_s)
+        answer = search_via_service(index_dir, request, media=Path(q.media))
+    else:
+        answer = search_via_service(index_dir, {**request, "text": q.text, "clip_id": q.clip_id})
+    if answer is None:
+        return None
+    hits = [Hit(h["path"], h["start_s"], h["end_s"], View(h["view"]), h["score"], h["clip_id"],
+                tuple(h["merged_clip_ids"])) for h in answer["hits"]]
+    # Shaped like the retriever's SearchResult (hits, candidates, rerank) without importing it (it loads the store).
+    rerank = SimpleNamespace(**answer["rerank"]) if answer.get("rerank") else None
+    return SimpleNamespace(hits=hits, candidates=answer["candidates"], rerank=rerank)
 
 
 def _query_lines(idx, session: PromptSession, as_json: bool) -> int:
