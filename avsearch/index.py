@@ -63,6 +63,7 @@ class Index:
         settings: clip length, frame rate, views — used when the index is created.
         """
         path = resolve_index_path(path)
+        Store.check_location(path)  # now, not after loading a model for a path that cannot be an index
         if Store.exists(path):
             store = Store.open(path, ann_config=ann_config)
             return cls(path, store, model=model, device=device, settings=store.meta.settings,
@@ -123,6 +124,9 @@ class Index:
             self.path.mkdir(parents=True, exist_ok=True)
             meta = IndexMeta(embedder.model_id, embedder.source, embedder.dim, self._settings)
             self._store = Store.create(self.path, meta, ann_config=self._ann_config)
+            # Another run may have created the index since open(): then it is that one's.
+            self._store.check_model(embedder.model_id)
+            self._settings = self._store.meta.settings
         s = self._settings
         options = PipelineOptions(
             clip_s=s.clip_s, min_last_s=s.min_last_s, views=tuple(s.views),
