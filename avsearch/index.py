@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from avsearch.errors import AvsearchError, IndexNotFoundError
+from avsearch.errors import AvsearchError, IndexDamagedError, IndexNotFoundError
 from avsearch.store import AnnConfig, IndexMeta, IndexSettings, Store
 from avsearch.types import Hit, Query, View
 
@@ -190,7 +190,31 @@ class Index:
     # -- facts -----------------------------------------------------------------------------
 
     def stats(self) -> dict:
-        return self.store.stats()
+        """What the index holds. On a damaged index: what can still be read, `damaged: True` and
+        the `problems` found (never an exception: this is what a person looks at first)."""
+        try:
+            return self.store.stats()
+        except IndexDamagedError as err:
+            store = self.store
+            problems = [f.__dict__ for f in self.doctor().findings] or [
+                {"part": "index", "problem": str(err), "repair": "see `avsearch doctor`"}]
+            return {"index": str(store.directory), "model_id": store.meta.model_id,
+                    "model_source": store.meta.model_source, "dim": store.meta.dim, "damaged": True,
+                    "problems": problems,
+                    "settings": store.meta.settings.__dict__ | {"views": list(store.meta.settings.views)}}
+
+    def doctor(self, repair: bool = False):
+        """Check the index (tables, versions, orphan clips, ANN coverage, metadata); with
+        `repair`, fix what can be fixed (see avsearch.store.doctor). Returns a DoctorReport."""
+        from avsearch.store import doctor
+
+        if not repair:
+            return doctor.check(self.store)
+        with self.store.write_lock():
+            found = doctor.check(self.store)
+            report = doctor.repair(self.store)
+            report.findings, report.remaining = found.findings, doctor.check(self.store).findings
+        return report
 
     def failures(self) -> list[dict]:
         return [{"path": r["path"], "error": r["error"], "indexed_at": r["indexed_at"]}
