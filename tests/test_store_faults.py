@@ -260,3 +260,33 @@ def test_an_index_created_meanwhile_is_used_when_its_run_is_done(tmp_path, tiny_
     empty.mkdir()
     mine.add([empty])  # no FileExistsError: the finished run's index is opened
     assert mine.stats()["files_ok"] == 0
+
+
+@pytest.fixture
+def read_only_index(indexed, tmp_path):
+    """The indexed library seen through a read-only bind mount (needs mount rights; as root,
+    permission bits would not stop a write, so chmod cannot make this test)."""
+    index, lib, _ = indexed
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(index.path), str(ro)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount read-only here; the injected-EROFS test covers the message")
+    yield ro, lib
+    subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_a_really_read_only_index_answers_queries_and_refuses_indexing(read_only_index):
+    from avsearch import Index
+
+    ro, lib = read_only_index
+    assert Index.open(ro).search("x", k=3)
+    # an instruction query re-embeds candidates and would cache them: on a read-only index it
+    # answers without the cache
+    assert Index.open(ro).search("x", k=2, instruction="the loud one", rerank_top=2)
+    assert Index.open(ro).stats()["files_ok"] > 0
+    with pytest.raises(IndexReadOnlyError, match="is read-only.*queries work"):
+        Index.open(ro).add([lib])
+    out = subprocess.run([sys.executable, "-m", "avsearch.cli.app", "index", str(lib), "--index", str(ro)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == IndexReadOnlyError.exit_code, out.stderr
+    assert "read-only" in out.stderr and "unexpected" not in out.stderr

@@ -23,6 +23,7 @@ REPAIR_HINT = "run `avsearch doctor` to see what is wrong and `avsearch doctor -
 _RUST_LOCATION = re.compile(r",?\s*/\S+?\.rs:\d+:\d+")  # ", /root/.cargo/registry/.../commit.rs:12:5"
 _LANCE_PREFIX = re.compile(r"^(lance error:\s*)?(LanceError\(\w+\):\s*)?")
 _WRAPPED = re.compile(r"(Generic \S+ error:\s*|Wrapped error:\s*|Generic LocalFileSystem error:\s*)")
+_REPEATED = re.compile(r"\b([A-Z][\w ]*: )\1+")  # "Not found: Not found: x" -> "Not found: x"
 
 _DISK_FULL_TEXT = ("no space left on device", "os error 28", "disk quota exceeded", "os error 122")
 _READ_ONLY_TEXT = ("read-only file system", "os error 30", "permission denied", "os error 13")
@@ -35,7 +36,7 @@ def clean_message(err: BaseException) -> str:
     """The error's own words without Rust source locations and lance's wrapper prefixes."""
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     text = _RUST_LOCATION.sub("", text)
-    text = _WRAPPED.sub("", _LANCE_PREFIX.sub("", text.strip()))
+    text = _REPEATED.sub(r"\1", _WRAPPED.sub("", _LANCE_PREFIX.sub("", text.strip())))
     return text.strip().rstrip(",") or type(err).__name__
 
 
