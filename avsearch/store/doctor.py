@@ -117,7 +117,11 @@ def check(store) -> DoctorReport:
         report.findings += _table_findings(directory, db, name)
     if report.findings:  # the checks below read both tables
         return report
-    report.findings += _content_findings(store)
+    try:
+        report.findings += _content_findings(store)
+    except (OSError, RuntimeError, ValueError) as err:  # damage the one-column probe cannot see
+        report.findings.append(Finding("tables", f"reading the tables failed: {clean_message(err)}",
+                                       "nothing automatic: restore the index from a backup or index again"))
     return report
 
 
@@ -141,7 +145,10 @@ def _content_findings(store) -> list[Finding]:
         out.append(Finding("rows", f"{len(short)} files marked indexed have clips missing (e.g. {short[0]['path']})",
                            "mark them part done; the next `avsearch index` embeds only the missing clips"))
     ann = store.ann_state()
-    if ann["kind"] is None and len(tables.vouched_row_ids()):
+    served = len(tables.vouched_row_ids())
+    if ann["kind"] is not None and ann["fresh"] and ann["vectors"] != served:
+        out.append(Finding("ann", f"the ANN index holds {ann['vectors']} vectors for {served} clips", "rebuild it"))
+    elif ann["kind"] is None and served:
         out.append(Finding("ann", "there is no ANN index (built on the next query)", "build it"))
     elif ann["kind"] is not None and not ann["fresh"]:
         out.append(Finding("ann", f"the ANN index covers table versions {ann['covers_version']}, the tables are at "

@@ -162,6 +162,7 @@ class Store:
         rows = self.tables.clip_meta(f"clip_id = {sql_str(clip_id)}").to_pylist()
         return rows[0] if rows else None
 
+    @_faults
     def vectors(self, row_ids) -> np.ndarray:
         return self.tables.vectors_by_row_ids(np.asarray(row_ids, dtype=np.int64))
 
