@@ -191,7 +191,7 @@ class Store:
         if allowed_ids is not None:
             # A filter lists clips straight from the table, uncommitted ones included: only those
             # the ANN index holds (the vouched ones) may be scored.
-            allowed_ids = np.intersect1d(np.asarray(allowed_ids, dtype=np.int64), self._served_ids(ann))
+            allowed_ids = _only_served(np.asarray(allowed_ids, dtype=np.int64), self._served_ids(ann))
         if allowed_ids is not None and len(allowed_ids) == 0:
             q = len(queries)
             return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
@@ -363,6 +363,15 @@ class Store:
             schema=rerank_cache_schema(self.meta.dim),
         )
         table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data)
+
+
+def _only_served(ids: np.ndarray, served: np.ndarray) -> np.ndarray:
+    """`ids` that are in the sorted array `served` (binary search: no sort or hash of `ids`,
+    which np.intersect1d spent ~50 ms on for 30k of them)."""
+    if not len(served) or not len(ids):
+        return ids[:0]
+    at = np.minimum(np.searchsorted(served, ids), len(served) - 1)
+    return ids[served[at] == ids]
 
 
 def _as_key(covers) -> Optional[tuple]:
