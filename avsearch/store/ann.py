@@ -231,7 +231,8 @@ class AnnIndex:
         if self.coarse is not None:
             faiss.write_index(self.coarse, str(tmp / COARSE_FILE))
         meta = {"layout": LAYOUT, "kind": self.kind, "dim": self.dim, "ntotal": self.ntotal,
-                "covers_version": covers_version if isinstance(covers_version, list) else int(covers_version), "trained_on": self.trained_on, "config": asdict(self.config)}
+                "covers_version": covers_version if isinstance(covers_version, list) else int(covers_version),
+                "trained_on": self.trained_on, "config": asdict(self.config)}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         old = directory.with_name(directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)

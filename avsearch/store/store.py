@@ -4,7 +4,8 @@ re-rank cache. The only module family that knows LanceDB and FAISS.
 Layout of an index directory:
     avsearch.json   model id, model source, dimension, clip settings
     lance/          LanceDB tables `files`, `clips`, `rerank_cache`
-    ann/            FAISS index derived from `clips`, tagged with the clips table version it covers
+    ann/            FAISS index derived from the clips that count (those a files row vouches for),
+                    tagged with the clips and files table versions it covers
     write.lock      held by the one process allowed to write
 """
 
