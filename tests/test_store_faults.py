@@ -156,24 +156,52 @@ LANCE_ENOSPC = ("lance error: LanceError(IO): No space left on device (os error 
                 "index.crates.io-1949cf8c6b5b557f/lance-file-13.0.0/src/writer/structural.rs:258:9")
 
 
-def test_disk_full_names_the_device_and_the_last_committed_file_and_keeps_the_index(store, monkeypatch):
+def enospc_as_lance_says_it(*a, **kw):
+    raise RuntimeError(LANCE_ENOSPC)
+
+
+def enospc_as_the_os_says_it(*a, **kw):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("where,fault", [
+    ("clips append", enospc_as_lance_says_it),  # lance's RuntimeError with a Rust path
+    ("files row", enospc_as_the_os_says_it),  # a bare OSError, after the clips went in
+])
+def test_disk_full_names_the_device_and_the_last_committed_file_and_keeps_the_index(store, monkeypatch, where,
+                                                                                   fault):
     import lancedb.table
 
     b = file_commit("/b.wav", "b1", 4, seed=2)
     store.commit([b])
-    before = served(store, b.vectors)
-
-    def full(self, *a, **kw):
-        raise RuntimeError(LANCE_ENOSPC)
-
-    monkeypatch.setattr(lancedb.table.LanceTable, "add", full)
+    c = file_commit("/c.wav", "c1", 3, seed=5)
+    before = served(store, np.concatenate([b.vectors, c.vectors]))
+    if where == "clips append":
+        monkeypatch.setattr(lancedb.table.LanceTable, "add", fault)
+    else:
+        monkeypatch.setattr(Tables, "_upsert_files", fault)
     with pytest.raises(DiskFullError) as err:
-        store.commit([file_commit("/c.wav", "c1", 3, seed=5)])
+        store.commit([c])
     message = str(err.value)
     assert "no space left on /" in message and "nothing committed since /b.wav" in message
     assert RUST_PATH not in message
     monkeypatch.undo()
-    assert served(Store.open(store.directory), b.vectors) == before
+    for reader in (store, Store.open(store.directory)):
+        assert served(reader, np.concatenate([b.vectors, c.vectors])) == before
+
+
+def test_a_full_disk_while_saving_the_ann_index_keeps_the_saved_one(store, monkeypatch):
+    import faiss
+
+    store.commit([file_commit("/b.wav", "b1", 4, seed=2)])
+    monkeypatch.setattr(faiss, "write_index", lambda *a: (_ for _ in ()).throw(
+        RuntimeError("Error in faiss::FileIOWriter: write error: No space left on device")))
+    with pytest.raises(DiskFullError, match="no space left on"):
+        store.finish_writes()
+    monkeypatch.undo()
+    reader = Store.open(store.directory)
+    assert reader.ann_state()["kind"] == "flat"  # the index saved before is still there, whole
+    assert served(reader, file_commit("/b.wav", "b1", 4, seed=2).vectors) >= ids_of(file_commit("/b.wav", "b1", 4, seed=2))
 
 
 @pytest.fixture
