@@ -50,3 +50,21 @@ class DeviceError(AvsearchError, RuntimeError):
 
 class QueryError(AvsearchError, ValueError):
     exit_code = 8
+
+
+class IndexDamagedError(AvsearchError, RuntimeError):
+    """A table of the index cannot be read (a data file or version missing or corrupt)."""
+
+    exit_code = 9
+
+
+class IndexReadOnlyError(AvsearchError, PermissionError):
+    """The index directory cannot be written: queries work, indexing does not."""
+
+    exit_code = 10
+
+
+class DiskFullError(AvsearchError, OSError):
+    """A write ran out of space; what was committed before it stays intact."""
+
+    exit_code = 11

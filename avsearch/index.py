@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from avsearch.errors import AvsearchError, IndexNotFoundError
+from avsearch.errors import AvsearchError, IndexDamagedError, IndexNotFoundError
 from avsearch.locations import DEFAULT_INDEX, resolve_index_path
 from avsearch.store import AnnConfig, IndexMeta, IndexSettings, Store
 from avsearch.types import Hit, Query, View
@@ -56,6 +56,7 @@ class Index:
         settings: clip length, frame rate, views — used when the index is created.
         """
         path = resolve_index_path(path)
+        Store.check_location(path)  # now, not after loading a model for a path that cannot be an index
         if Store.exists(path):
             store = Store.open(path, ann_config=ann_config)
             return cls(path, store, model=model, device=device, settings=store.meta.settings,
@@ -123,6 +124,9 @@ class Index:
             self.path.mkdir(parents=True, exist_ok=True)
             meta = IndexMeta(embedder.model_id, embedder.source, embedder.dim, self._settings)
             self._store = Store.create(self.path, meta, ann_config=self._ann_config)
+            # Another run may have created the index since open(): then it is that one's.
+            self._store.check_model(embedder.model_id)
+            self._settings = self._store.meta.settings
         s = self._settings
         options = PipelineOptions(
             clip_s=s.clip_s, min_last_s=s.min_last_s, views=tuple(s.views),
@@ -186,7 +190,31 @@ class Index:
     # -- facts -----------------------------------------------------------------------------
 
     def stats(self) -> dict:
-        return self.store.stats()
+        """What the index holds. On a damaged index: what can still be read, `damaged: True` and
+        the `problems` found (never an exception: this is what a person looks at first)."""
+        try:
+            return self.store.stats()
+        except IndexDamagedError as err:
+            store = self.store
+            problems = [f.__dict__ for f in self.doctor().findings] or [
+                {"part": "index", "problem": str(err), "repair": "see `avsearch doctor`"}]
+            return {"index": str(store.directory), "model_id": store.meta.model_id,
+                    "model_source": store.meta.model_source, "dim": store.meta.dim, "damaged": True,
+                    "problems": problems,
+                    "settings": store.meta.settings.__dict__ | {"views": list(store.meta.settings.views)}}
+
+    def doctor(self, repair: bool = False):
+        """Check the index (tables, versions, orphan clips, ANN coverage, metadata); with
+        `repair`, fix what can be fixed (see avsearch.store.doctor). Returns a DoctorReport."""
+        from avsearch.store import doctor
+
+        if not repair:
+            return doctor.check(self.store)
+        with self.store.write_lock():
+            found = doctor.check(self.store)
+            report = doctor.repair(self.store)
+            report.findings, report.remaining = found.findings, doctor.check(self.store).findings
+        return report
 
     def failures(self) -> list[dict]:
         """Files that failed, and files indexed only in part (status "partly indexed": stretches

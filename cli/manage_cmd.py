@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
@@ -18,6 +19,7 @@ def register(app: typer.Typer) -> None:
     app.command("failures")(failures)
     app.command("remove")(remove)
     app.command("reindex")(reindex)
+    app.command("doctor")(doctor)
     app.command("sample-media")(sample_media)
 
 
@@ -30,6 +32,9 @@ def status(index_dir: Optional[Path] = IndexOption,
     stats = avsearch.Index.open(index_dir).stats()
     if as_json:
         console.print_json(json.dumps(stats))
+        return
+    if stats.get("damaged"):
+        _print_damaged(stats)
         return
     t = Table(title=f"avsearch index {short_path(stats['index'])}", show_header=False)
     t.add_column("what")
@@ -53,6 +58,42 @@ def status(index_dir: Optional[Path] = IndexOption,
     t.add_row("settings", f"{stats['settings']['clip_s']:g} s clips, {stats['settings']['fps']:g} fps, views {','.join(stats['settings']['views'])}")
     t.add_row("disk", f"{stats['disk_bytes'] / 1e6:.1f} MB")
     console.print(t)
+
+
+def _print_damaged(stats: dict) -> None:
+    console.print(f"avsearch index {short_path(stats['index'])}: model {stats['model_id']}, "
+                  f"dimension {stats['dim']}")
+    console.print("[bold red]the index is damaged:[/]")
+    for p in stats["problems"]:
+        console.print(f"  {p['part']}: {escape(p['problem'])}")
+    console.print("run `avsearch doctor --repair` to fix it")
+
+
+def doctor(index_dir: Optional[Path] = IndexOption,
+           repair: bool = typer.Option(False, "--repair", help="Fix what can be fixed (takes the write lock)."),
+           as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Check an index: tables and their versions, orphan clips, files with missing clips, ANN
+    coverage, metadata. With --repair: restore each damaged table to its newest readable version
+    (Lance keeps versions), drop orphan clips, mark files with missing clips for re-embedding, and
+    rebuild the ANN index. Media is never touched; re-run `avsearch index` afterwards to redo what
+    the repair handed back.
+
+    Example:  avsearch doctor --repair --index ./avsearch-index
+    """
+    report = avsearch.Index.open(index_dir).doctor(repair=repair)
+    if as_json:
+        console.print_json(json.dumps(report.as_dict()))
+    else:
+        for f in report.findings:
+            console.print(f"[bold]{f.part}[/]: {escape(f.problem)}" + ("" if repair else f"  [dim](--repair: {escape(f.repair)})[/]"))
+        for line in report.repaired:
+            console.print(f"repaired: {escape(line)}")
+        for f in report.remaining:
+            console.print(f"[bold red]still wrong[/] {f.part}: {escape(f.problem)}")
+        if report.ok:
+            console.print("no problems found")
+    if report.remaining or (report.findings and not repair):
+        raise typer.Exit(1)
 
 
 def failures(index_dir: Optional[Path] = IndexOption,

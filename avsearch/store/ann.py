@@ -219,8 +219,10 @@ class AnnIndex:
 
     # -- persistence -----------------------------------------------------------------------
 
-    def save(self, directory: Path, *, covers_version: int) -> None:
-        """Write into a fresh folder, then swap it in, so readers never see a half-written index."""
+    def save(self, directory: Path, *, covers_version: int | list[int]) -> None:
+        """Write into a fresh folder, then swap it in, so readers never see a half-written index.
+        `covers_version` is what the caller needs to tell whether it is fresh (the store saves
+        its clips and files table versions); load returns it as saved."""
         directory = Path(directory)
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -229,7 +231,8 @@ class AnnIndex:
         if self.coarse is not None:
             faiss.write_index(self.coarse, str(tmp / COARSE_FILE))
         meta = {"layout": LAYOUT, "kind": self.kind, "dim": self.dim, "ntotal": self.ntotal,
-                "covers_version": int(covers_version), "trained_on": self.trained_on, "config": asdict(self.config)}
+                "covers_version": covers_version if isinstance(covers_version, list) else int(covers_version),
+                "trained_on": self.trained_on, "config": asdict(self.config)}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         old = directory.with_name(directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from avsearch.errors import IndexLockedError
+from avsearch.store.faults import store_faults
 
 LOCK_NAME = "write.lock"
 
@@ -24,7 +25,8 @@ class WriteLock:
         self._fd: int | None = None
 
     def acquire(self) -> "WriteLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        with store_faults(self.path.parent):  # a read-only index: "read-only", not EROFS on write.lock
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

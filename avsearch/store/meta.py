@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from avsearch.errors import IndexNotFoundError
+from avsearch.errors import IndexDamagedError, IndexNotFoundError
 from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, check_choice
 from avsearch.store.schema import FORMAT_VERSION
 
@@ -72,7 +72,12 @@ class IndexMeta:
                 f"no avsearch index at {directory} (no {META_NAME}); create one with "
                 f"`avsearch index FOLDER --index {directory}`, or point --index / AVSEARCH_INDEX at an existing one"
             )
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise IndexDamagedError(
+                f"the index's {META_NAME} at {directory} cannot be read ({err}); restore it from a backup, "
+                "or index again into a new directory") from err
         if data.get("format_version", 0) > FORMAT_VERSION:
             raise IndexNotFoundError(
                 f"the index at {directory} was written by a newer avsearch (format "

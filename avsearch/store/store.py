@@ -4,12 +4,14 @@ re-rank cache. The only module family that knows LanceDB and FAISS.
 Layout of an index directory:
     avsearch.json   model id, model source, dimension, clip settings
     lance/          LanceDB tables `files`, `clips`, `rerank_cache`
-    ann/            FAISS index derived from `clips`, tagged with the clips table version it covers
+    ann/            FAISS index derived from the clips that count (those a files row vouches for),
+                    tagged with the clips and files table versions it covers
     write.lock      held by the one process allowed to write
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import time
@@ -21,6 +23,7 @@ import pyarrow as pa
 
 from avsearch.errors import IndexNotFoundError, ModelMismatchError
 from avsearch.store.ann import AnnConfig, AnnIndex
+from avsearch.store.faults import kind_of, store_faults
 from avsearch.store.lock import WriteLock
 from avsearch.store.meta import META_NAME, IndexMeta
 from avsearch.store.schema import rerank_cache_schema, sql_in, sql_str
@@ -30,14 +33,37 @@ ANN_DIR = "ann"
 RERANK = "rerank_cache"
 
 
+def _faults(method):
+    """Store faults (full disk, read-only directory, damaged table) leave a Store method as
+    AvsearchErrors that name the fix, never as lance's RuntimeErrors with Rust paths."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        with store_faults(self.directory, last_committed=self.last_committed):
+            return method(self, *args, **kwargs)
+
+    return guarded
+
+
 class Store:
     def __init__(self, directory: Path, meta: IndexMeta, ann_config: Optional[AnnConfig] = None):
         self.directory = Path(directory)
         self.meta = meta
-        self.tables = Tables(self.directory, meta.dim)
+        self._tables: Optional[Tables] = None
         self.ann_config = ann_config or AnnConfig()
         self._ann: Optional[AnnIndex] = None
-        self._ann_version: Optional[int] = None
+        self._ann_version: Optional[tuple[int, int]] = None
+        self._ann_ids: Optional[np.ndarray] = None  # the row ids the served ANN index holds, once asked
+        self.last_committed: Optional[str] = None  # named by a disk-full error: work up to here is kept
+
+    @property
+    def tables(self) -> Tables:
+        """The LanceDB tables, opened on first use: a damaged table fails the command that reads
+        it (with IndexDamagedError), not the opening of the index, so `status` and `doctor` work."""
+        if self._tables is None:
+            with store_faults(self.directory, action="open"):
+                self._tables = Tables(self.directory, self.meta.dim)
+        return self._tables
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -45,21 +71,36 @@ class Store:
     def exists(directory: Path) -> bool:
         return (Path(directory) / META_NAME).is_file()
 
+    @staticmethod
+    def check_location(directory: Path) -> None:
+        """Refuse, before any work, a path that can never hold an index."""
+        directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise IndexNotFoundError(
+                f"{directory} is a file, not an avsearch index directory; point --index (or "
+                "AVSEARCH_INDEX) at a directory: an existing index, or a new one to create"
+            )
+
     @classmethod
     def open(cls, directory: Path, *, ann_config: Optional[AnnConfig] = None) -> "Store":
         directory = Path(directory)
-        if directory.exists() and not directory.is_dir():
-            raise IndexNotFoundError(f"{directory} is a file, not an avsearch index directory")
+        cls.check_location(directory)
         return cls(directory, IndexMeta.load(directory), ann_config)
 
     @classmethod
     def create(cls, directory: Path, meta: IndexMeta, *, ann_config: Optional[AnnConfig] = None) -> "Store":
+        """A new index at `directory` or, when another run created one there since the caller
+        looked, that one (the caller checks its model). Creation holds the write lock, so a
+        second run creating the same index meanwhile gets the lock's message."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        if cls.exists(directory):
-            raise FileExistsError(f"an index already exists at {directory}")
-        meta.save(directory)
-        return cls(directory, meta, ann_config)
+        cls.check_location(directory)
+        with store_faults(directory, action="create an index in"):
+            directory.mkdir(parents=True, exist_ok=True)
+            with WriteLock(directory):
+                if not cls.exists(directory):
+                    meta.save(directory)
+                    return cls(directory, meta, ann_config)
+        return cls.open(directory, ann_config=ann_config)
 
     def check_model(self, model_id: str) -> None:
         if model_id != self.meta.model_id:
@@ -75,18 +116,25 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
 
+    @_faults
     def commit(self, commits: Sequence[FileCommit]) -> None:
         self.tables.commit(commits)
+        if commits:
+            self.last_committed = commits[-1].file_row["path"]
 
+    @_faults
     def repoint(self, old_path: str, new_row: dict) -> None:
         self.tables.repoint(old_path, new_row)
 
+    @_faults
     def remove_paths(self, paths: Sequence[str]) -> int:
         return self.tables.remove_paths(list(paths))
 
+    @_faults
     def recover(self) -> int:
         return self.tables.recover()
 
+    @_faults
     def finish_writes(self) -> None:
         """End of an indexing run: compact the tables and bring the ANN index up to date."""
         self.tables.compact()
@@ -95,25 +143,31 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------
 
+    @_faults
     def file_rows(self, where: Optional[str] = None) -> list[dict]:
         return self.tables.file_rows(where)
 
+    @_faults
     def committed_clips(self, path: str, fingerprint: str) -> tuple[list[float], int]:
         """A partly committed file's clip starts (sorted, distinct) and its clip row count."""
         t = self.tables.clip_meta(f"path = {sql_str(path)} AND fingerprint = {sql_str(fingerprint)}", ["start_s"])
         starts = t.column("start_s").to_pylist()
         return sorted(set(starts)), len(starts)
 
+    @_faults
     def clip_meta_by_row_ids(self, row_ids) -> dict[int, dict]:
         return self.tables.clip_meta_by_row_ids(row_ids)
 
+    @_faults
     def clip_by_id(self, clip_id: str) -> Optional[dict]:
         rows = self.tables.clip_meta(f"clip_id = {sql_str(clip_id)}").to_pylist()
         return rows[0] if rows else None
 
+    @_faults
     def vectors(self, row_ids) -> np.ndarray:
         return self.tables.vectors_by_row_ids(np.asarray(row_ids, dtype=np.int64))
 
+    @_faults
     def allowed_row_ids(self, where: Optional[str], path_glob: Optional[str] = None) -> Optional[np.ndarray]:
         """Row ids passing a filter, or None when nothing filters."""
         if not where and not path_glob:
@@ -128,12 +182,17 @@ class Store:
             ids = ids[keep] if len(ids) else ids
         return ids
 
+    @_faults
     def search(self, queries: np.ndarray, k: int, *, allowed_ids: Optional[np.ndarray] = None):
         """(scores, row_ids) of the k best clips per query, exact-rescored."""
         ann = self.ensure_ann(save=False)
         if ann is None or k <= 0:
             q = len(queries)
             return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
+        if allowed_ids is not None:
+            # A filter lists clips straight from the table, uncommitted ones included: only those
+            # the ANN index holds (the vouched ones) may be scored.
+            allowed_ids = _only_served(np.asarray(allowed_ids, dtype=np.int64), self._served_ids(ann))
         if allowed_ids is not None and len(allowed_ids) == 0:
             q = len(queries)
             return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
@@ -141,6 +200,7 @@ class Store:
             np.asarray(queries, dtype=np.float32), k, allowed_ids=allowed_ids, fetch_vectors=self.vectors
         )
 
+    @_faults
     def stats(self) -> dict:
         files = self.file_rows()
         ok = [f for f in files if f["status"] == "ok"]
@@ -172,40 +232,57 @@ class Store:
 
     # -- ANN index -------------------------------------------------------------------------
 
+    @_faults
     def ann_state(self) -> dict:
-        version = self.tables.clips_version()
+        version = self._version_key()
         try:
             ann, covers = AnnIndex.load(self.directory / ANN_DIR)
         except (FileNotFoundError, ValueError):
             return {"kind": None, "fresh": False, "vectors": 0, "covers_version": None, "table_version": version}
         return {
             "kind": ann.kind,
-            "fresh": covers == version,
+            "fresh": _as_key(covers) == version,
             "vectors": int(ann.ntotal),
-            "covers_version": covers,
+            "covers_version": _as_key(covers),
             "table_version": version,
             "memory_bytes": int(ann.memory_bytes()),
         }
 
+    def _version_key(self) -> tuple[int, int]:
+        """What the ANN index must cover: the clips AND the files table versions. A files row
+        commit is what makes its clips count, so it must change what is served."""
+        return self.tables.clips_version(), self.tables.files_version()
+
+    @_faults
     def ensure_ann(self, *, save: bool) -> Optional[AnnIndex]:
-        """An ANN index covering the current clips table. A saved index that covers another table
-        version is never served as is: it is updated (adds/removes) or rebuilt first."""
+        """An ANN index over exactly the clips that count (those an "ok" or "partial" files row
+        vouches for, see tables.py): clips of a commit that was cut short are never served, at no
+        cost per query. A saved index that covers other table versions is never served as is: it
+        is updated (adds/removes) or rebuilt first."""
         self.tables.refresh()
-        version = self.tables.clips_version()
+        version = self._version_key()
         if self._ann is not None and self._ann_version == version:
             return self._ann
         ann, covers = self._load_ann()
-        if ann is None or covers != version:
+        ids = None
+        if ann is None or _as_key(covers) != version:
             ann, ids = self._update_or_rebuild(ann)
             if save:
                 self._save_ann(ann, ids, version)
-        self._ann, self._ann_version = ann, version
+        self._ann, self._ann_version, self._ann_ids = ann, version, ids
         return ann
 
+    def _served_ids(self, ann: AnnIndex) -> np.ndarray:
+        """The sorted row ids `ann` holds (read from faiss once per table version)."""
+        if self._ann_ids is None or self._ann is not ann:
+            self._ann_ids = np.sort(ann.ids)
+        return self._ann_ids
+
+    @_faults
     def reindex(self) -> Optional[AnnIndex]:
         """Rebuild the ANN index from the clips table from scratch."""
         shutil.rmtree(self.directory / ANN_DIR, ignore_errors=True)
-        self._ann = self._ann_version = None
+        self._ann = self._ann_version = self._ann_ids = None
         return self.ensure_ann(save=True)
 
     def _load_ann(self) -> tuple[Optional[AnnIndex], Optional[int]]:
@@ -215,7 +292,7 @@ class Store:
             return None, None
 
     def _update_or_rebuild(self, ann: Optional[AnnIndex]) -> tuple[Optional[AnnIndex], np.ndarray]:
-        ids = self.tables.all_row_ids()
+        ids = self.tables.vouched_row_ids()
         if len(ids) == 0:
             return None, ids
         old = ann.ids if ann is not None else None
@@ -228,15 +305,16 @@ class Store:
                 ann.add(self.vectors(new), new)
             if not ann.needs_rebuild():
                 return ann, ids
-        ids, vectors = self.tables.all_vectors()
-        return AnnIndex.build(vectors, ids, self.ann_config), ids
+        all_ids, vectors = self.tables.all_vectors()
+        keep = np.isin(all_ids, ids)
+        return AnnIndex.build(vectors[keep], all_ids[keep], self.ann_config), ids
 
-    def _save_ann(self, ann: Optional[AnnIndex], ids: np.ndarray, version: int) -> None:
+    def _save_ann(self, ann: Optional[AnnIndex], ids: np.ndarray, version: tuple[int, int]) -> None:
         directory = self.directory / ANN_DIR
         if ann is None:  # nothing to index: drop any saved index so it is never served stale
             shutil.rmtree(directory, ignore_errors=True)
             return
-        ann.save(directory, covers_version=version)
+        ann.save(directory, covers_version=list(version))
 
     # -- instruction re-rank cache ---------------------------------------------------------
 
@@ -253,6 +331,7 @@ class Store:
     def rerank_key(clip_id: str, instruction: str, model_id: str) -> str:
         return hashlib.blake2b(f"{model_id}\0{instruction}\0{clip_id}".encode(), digest_size=16).hexdigest()
 
+    @_faults
     def rerank_cache_get(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         table = self._rerank_table(create=False)
         if table is None or not keys:
@@ -262,6 +341,15 @@ class Store:
         return dict(zip(t.column("key").to_pylist(), vecs))
 
     def rerank_cache_put(self, entries: dict[str, tuple[str, np.ndarray]]) -> None:
+        try:
+            self._rerank_cache_write(entries)
+        except (OSError, RuntimeError) as err:
+            if kind_of(err) != "read_only":
+                raise
+            # A read-only index still answers instruction queries; it just cannot remember them.
+
+    @_faults
+    def _rerank_cache_write(self, entries: dict[str, tuple[str, np.ndarray]]) -> None:
         if not entries:
             return
         table = self._rerank_table(create=True)
@@ -277,6 +365,20 @@ class Store:
             schema=rerank_cache_schema(self.meta.dim),
         )
         table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data)
+
+
+def _only_served(ids: np.ndarray, served: np.ndarray) -> np.ndarray:
+    """`ids` that are in the sorted array `served` (binary search: no sort or hash of `ids`,
+    which np.intersect1d spent ~50 ms on for 30k of them)."""
+    if not len(served) or not len(ids):
+        return ids[:0]
+    at = np.minimum(np.searchsorted(served, ids), len(served) - 1)
+    return ids[served[at] == ids]
+
+
+def _as_key(covers) -> Optional[tuple]:
+    """A saved index's coverage as a comparable key (older indexes saved one int: never fresh)."""
+    return tuple(covers) if isinstance(covers, (list, tuple)) else covers
 
 
 def _dir_size(directory: Path) -> int:

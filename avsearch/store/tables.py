@@ -70,6 +70,20 @@ class Tables:
     def clips_version(self) -> int:
         return int(self.clips.version)
 
+    def files_version(self) -> int:
+        return int(self.files.version)
+
+    def vouched_row_ids(self) -> np.ndarray:
+        """Sorted row ids of the clips that count: those an "ok" or "partial" files row vouches
+        for by (path, fingerprint). Clips of a commit cut short before its row was written, and
+        superseded clips not deleted yet, are left out."""
+        clips = self._scan(self.clips, ["row_id", "path", "fingerprint"])
+        rows = self._scan(self.files, ["path", "fingerprint"], "status = 'ok' OR status = 'partial'")
+        if clips.num_rows == 0 or rows.num_rows == 0:
+            return np.zeros(0, dtype=np.int64)
+        vouched = clips.join(rows, keys=["path", "fingerprint"], join_type="left semi")
+        return np.sort(np.asarray(vouched.column("row_id").to_numpy(), dtype=np.int64))
+
     def _scan(self, table, columns: Sequence[str], where: Optional[str] = None) -> pa.Table:
         q = table.search()
         if where:
