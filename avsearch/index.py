@@ -118,6 +118,7 @@ class Index:
         from avsearch.indexer import PipelineOptions, run_index
 
         paths = [str(p) for p in paths]
+        _check_paths_exist(paths)  # before the model loads or the index directory is made
         if self._store is None:
             embedder = self.embedder()
             self.path.mkdir(parents=True, exist_ok=True)
@@ -197,6 +198,12 @@ class Index:
 
         return DecodeOptions(fps=self._settings.fps, max_pixels=self._settings.max_pixels,
                              skip_frames=self._settings.frames, resize=self._settings.resize)
+
+
+def _check_paths_exist(paths: Sequence[str]) -> None:
+    missing = [p for p in paths if not os.path.lexists(os.path.expanduser(p))]
+    if missing:
+        raise AvsearchError(f"{', '.join(missing)} does not exist; check the path (nothing was changed in the index)")
 
 
 __all__ = ["Index", "resolve_index_path", "DEFAULT_INDEX", "AvsearchError"]
