@@ -50,3 +50,9 @@ class DeviceError(AvsearchError, RuntimeError):
 
 class QueryError(AvsearchError, ValueError):
     exit_code = 8
+
+
+class RelocateError(AvsearchError, ValueError):
+    """`relocate` refused: the files at the new place are not the indexed ones, or the prefixes clash."""
+
+    exit_code = 9

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -24,7 +26,9 @@ from avsearch.store.ann import AnnConfig, AnnIndex
 from avsearch.store.lock import WriteLock
 from avsearch.store.meta import META_NAME, IndexMeta
 from avsearch.store.schema import rerank_cache_schema, sql_in, sql_str
-from avsearch.store.tables import FileCommit, Tables
+from avsearch.store.readers import no_readers, reading
+from avsearch.store.retention import Retention
+from avsearch.store.tables import CLIPS, FileCommit, Tables
 
 ANN_DIR = "ann"
 RERANK = "rerank_cache"
@@ -38,6 +42,7 @@ class Store:
         self.ann_config = ann_config or AnnConfig()
         self._ann: Optional[AnnIndex] = None
         self._ann_version: Optional[int] = None
+        self.retention = Retention.from_env()  # how many old table versions a write run keeps
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -81,17 +86,42 @@ class Store:
     def repoint(self, old_path: str, new_row: dict) -> None:
         self.tables.repoint(old_path, new_row)
 
+    def relocate(self, old_prefix: str, new_prefix: str) -> int:
+        return self.tables.relocate(old_prefix, new_prefix)
+
     def remove_paths(self, paths: Sequence[str]) -> int:
         return self.tables.remove_paths(list(paths))
 
     def recover(self) -> int:
         return self.tables.recover()
 
-    def finish_writes(self) -> None:
-        """End of an indexing run: compact the tables and bring the ANN index up to date."""
+    def finish_writes(self, *, purge: bool = False) -> None:
+        """End of a write run: compact the tables, bring the ANN index up to date, then drop the
+        table versions beyond `self.retention` (retention.py). purge (after `remove`): first
+        rewrite the tables whose data files still hold deleted rows, so nothing removed stays."""
         self.tables.compact()
+        if purge:
+            self.tables.purge_deleted()
         self.tables.refresh()
         self.ensure_ann(save=True)
+        try:
+            self.remove_old_versions(keep_only_latest=purge)
+        except Exception as err:  # everything is committed: a failed cleanup must not fail the run
+            warnings.warn(f"old versions of {self.directory} were not cleaned up ({err}); the next run tries again")
+
+    def remove_old_versions(self, *, keep_only_latest: bool = False) -> int:
+        """Old versions beyond the retention go; never the one the saved ANN index covers, nor
+        one a running query may read (see readers.py). keep_only_latest: whatever the retention
+        says (after `remove`: the versions before it still hold what was removed). Call under the
+        write lock."""
+        retention = replace(self.retention, keep_versions=1) if keep_only_latest else self.retention
+        with no_readers(self.directory) as idle:
+            return self.tables.remove_old_versions(retention, readers_active=not idle,
+                                                   protect={CLIPS: self._ann_version})
+
+    def reading(self):
+        """Hold while a query reads (see readers.py); refresh the tables inside it."""
+        return reading(self.directory)
 
     # -- reading ---------------------------------------------------------------------------
 
