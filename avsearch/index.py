@@ -154,7 +154,8 @@ class Index:
 
         First the content fingerprints of `verify` files, picked at random, are checked at their
         new place; a missing or different file refuses the whole relocation (RelocateError names
-        it) and changes nothing. Returns {"files": moved, "verified": [new paths checked]}."""
+        it) and changes nothing. An interrupted relocation is completed by running it again.
+        Returns {"files": moved, "verified": [new paths checked]}."""
         from avsearch.errors import RelocateError
         from avsearch.media import fingerprint
 
@@ -168,7 +169,10 @@ class Index:
             if not moving:
                 raise RelocateError(f"no indexed file is under {old}; check OLD_PREFIX against the paths "
                                     "in `avsearch query --json` or `avsearch failures`")
-            taken = [r["path"] for r in rows if _is_under(r["path"], new)]  # a file named NEW too
+            # Rows a killed relocation already copied (same content at the mapped path) are its
+            # own: a second run completes it. Anything else under NEW would be overwritten.
+            copied = {(new + r["path"][len(old):], r["fingerprint"]) for r in moving}
+            taken = [r["path"] for r in rows if _is_under(r["path"], new) and (r["path"], r["fingerprint"]) not in copied]
             if taken:
                 raise RelocateError(f"the index already has {len(taken)} file(s) under {new} (e.g. {taken[0]}); "
                                     f"`avsearch remove {new}` first, or relocate into another folder")
