@@ -108,6 +108,7 @@ class Store:
             self.remove_old_versions(keep_only_latest=purge)
         except Exception as err:  # everything is committed: a failed cleanup must not fail the run
             warnings.warn(f"old versions of {self.directory} were not cleaned up ({err}); the next run tries again")
+        self.ensure_ann(save=True)  # a no-op unless the cleanup's own compaction made a version
 
     def remove_old_versions(self, *, keep_only_latest: bool = False) -> int:
         """Old versions beyond the retention go; never the one the saved ANN index covers, nor
