@@ -262,7 +262,8 @@ def _is_under(path: str, folder: str) -> bool:
 def _check_paths_exist(paths: Sequence[str]) -> None:
     missing = [p for p in paths if not os.path.lexists(os.path.expanduser(p))]
     if missing:
-        raise AvsearchError(f"{', '.join(missing)} does not exist; check the path (nothing was changed in the index)")
+        verb = "does not exist" if len(missing) == 1 else "do not exist"
+        raise AvsearchError(f"{', '.join(missing)} {verb}; check the path (nothing was changed in the index)")
 
 
 __all__ = ["Index", "resolve_index_path", "DEFAULT_INDEX", "AvsearchError"]
