@@ -68,3 +68,9 @@ class DiskFullError(AvsearchError, OSError):
     """A write ran out of space; what was committed before it stays intact."""
 
     exit_code = 11
+
+
+class RelocateError(AvsearchError, ValueError):
+    """`relocate` refused: the files at the new place are not the indexed ones, or the prefixes clash."""
+
+    exit_code = 12

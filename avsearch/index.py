@@ -18,6 +18,7 @@ imported inside the methods, so the core modules (media, models, store) never de
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -119,6 +120,7 @@ class Index:
         from avsearch.indexer import PipelineOptions, run_index
 
         paths = [str(p) for p in paths]
+        _check_paths_exist(paths)  # before the model loads or the index directory is made
         if self._store is None:
             embedder = self.embedder()
             self.path.mkdir(parents=True, exist_ok=True)
@@ -144,8 +146,56 @@ class Index:
                   if any(r["path"] == t or r["path"].startswith(t.rstrip(os.sep) + os.sep) for t in targets)]
         with self.store.write_lock():
             n = self.store.remove_paths(doomed)
-            self.store.finish_writes()
+            # purge: their rows leave the data files too, and the version cleanup that follows
+            # drops the old versions that still hold them (unless a query is reading one now).
+            self.store.finish_writes(purge=True)
         return n
+
+    def relocate(self, old_prefix: str | Path, new_prefix: str | Path, *, verify: int = 8) -> dict:
+        """Re-point every indexed file under the folder `old_prefix` to the same place under
+        `new_prefix`, after the archive moved (another mount point, a renamed folder). Nothing is
+        re-embedded: clip ids, vectors and the ANN index stay as they are.
+
+        First the content fingerprints of `verify` files, picked at random, are checked at their
+        new place; a missing or different file refuses the whole relocation (RelocateError names
+        it) and changes nothing. An interrupted relocation is completed by running it again.
+        Returns {"files": moved, "verified": [new paths checked]}."""
+        from avsearch.errors import RelocateError
+        from avsearch.media import fingerprint
+
+        old, new = _folder(old_prefix), _folder(new_prefix)
+        if old == os.sep or _is_under(new, old) or _is_under(old, new):
+            raise RelocateError(f"cannot relocate {old} to {new}: the folders must differ and neither may "
+                                "contain the other (nor be /); move the files to a separate folder")
+        with self.store.write_lock():
+            rows = self.store.file_rows()
+            moving = [r for r in rows if r["path"].startswith(old + os.sep)]
+            if not moving:
+                raise RelocateError(f"no indexed file is under {old}; check OLD_PREFIX against the paths "
+                                    "in `avsearch query --json` or `avsearch failures`")
+            # Rows a killed relocation already copied (same content at the mapped path) are its
+            # own: a second run completes it. Anything else under NEW would be overwritten.
+            copied = {(new + r["path"][len(old):], r["fingerprint"]) for r in moving}
+            taken = [r["path"] for r in rows if _is_under(r["path"], new) and (r["path"], r["fingerprint"]) not in copied]
+            if taken:
+                raise RelocateError(f"the index already has {len(taken)} file(s) under {new} (e.g. {taken[0]}); "
+                                    f"`avsearch remove {new}` first, or relocate into another folder")
+            checkable = [r for r in moving if r["status"] != "failed" and r["fingerprint"]]
+            sample = random.sample(checkable, min(max(verify, 1), len(checkable)))
+            verified = []
+            for row in sample:
+                target = new + row["path"][len(old):]
+                if not os.path.isfile(target):
+                    raise RelocateError(f"{target} (was {row['path']}) does not exist; nothing was relocated. "
+                                        "Check NEW_PREFIX, or finish copying the files first")
+                if fingerprint(target) != row["fingerprint"]:
+                    raise RelocateError(f"{target} is not the file indexed as {row['path']} (its content "
+                                        "fingerprint differs); nothing was relocated. Check NEW_PREFIX, or index "
+                                        "the new place with `avsearch index` instead")
+                verified.append(target)
+            moved = self.store.relocate(old, new)
+            self.store.finish_writes()
+        return {"files": moved, "verified": verified}
 
     def reindex(self) -> dict:
         """Rebuild the derived ANN index from the stored vectors."""
@@ -174,7 +224,9 @@ class Index:
         q = self._as_query(query, view=view, target_views=target_views, instruction=instruction, **filters)
         options = SearchOptions(k=k, merge_adjacent=merge_adjacent, per_file=per_file,
                                 min_score=min_score, rerank_top=rerank_top)
-        return search(q, self.store, self.embedder, options, self._decode_options())
+        with self.store.reading():  # a writer's version cleanup keeps what this query reads
+            self.store.tables.refresh()  # the version current now, which the cleanup never removes
+            return search(q, self.store, self.embedder, options, self._decode_options())
 
     @staticmethod
     def _as_query(query, **fields) -> Query:
@@ -228,6 +280,21 @@ class Index:
 
         return DecodeOptions(fps=self._settings.fps, max_pixels=self._settings.max_pixels,
                              skip_frames=self._settings.frames, resize=self._settings.resize)
+
+
+def _folder(path: str | Path) -> str:
+    return os.path.abspath(os.path.expanduser(str(path)))  # no trailing separator (but "/")
+
+
+def _is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_paths_exist(paths: Sequence[str]) -> None:
+    missing = [p for p in paths if not os.path.lexists(os.path.expanduser(p))]
+    if missing:
+        verb = "does not exist" if len(missing) == 1 else "do not exist"
+        raise AvsearchError(f"{', '.join(missing)} {verb}; check the path (nothing was changed in the index)")
 
 
 __all__ = ["Index", "resolve_index_path", "DEFAULT_INDEX", "AvsearchError"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
+from typing import Optional
 
 import typer
 
@@ -41,9 +44,35 @@ app.add_typer(model_cmd.app, name="model")
 
 
 INTERRUPTED = 130  # the shell's code for Ctrl-C, and what Typer turns a KeyboardInterrupt into
+TERMINATED = 128 + signal.SIGTERM  # 143: the shell's code for SIGTERM, kept after a clean stop
+
+_stop_signal: Optional[int] = None
+
+
+def _stop_like_ctrl_c(signum: int, frame) -> None:
+    """SIGTERM (systemd, docker stop, kill) takes the Ctrl-C path: the KeyboardInterrupt unwinds
+    the main thread, so the decode workers stop, the write lock is released and cleared, and the
+    files committed so far stay. Later SIGTERMs are ignored so they cannot cut that clean-up short
+    (SIGKILL still works, and the index survives it too)."""
+    global _stop_signal
+    _stop_signal = signum
+    signal.signal(signum, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def main() -> None:
+    global _stop_signal
+    _stop_signal = None
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where handlers may be set
+    previous = signal.signal(signal.SIGTERM, _stop_like_ctrl_c) if in_main_thread else None
+    try:
+        _run()
+    finally:
+        if in_main_thread:  # main() called in-process (tests, embedding apps) leaves no handler behind
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _run() -> None:
     try:
         code = app(standalone_mode=False)
         # Without standalone mode click returns the code of a typer.Exit instead of raising it,
@@ -79,6 +108,9 @@ def main() -> None:
 def _interrupted() -> None:
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "")
     why = ": files committed so far are kept; re-run to finish" if command == "index" else ""
+    if _stop_signal is not None:
+        err_console.print(f"stopped by {signal.Signals(_stop_signal).name}{why}")
+        sys.exit(TERMINATED)
     err_console.print(f"interrupted{why}")
     sys.exit(INTERRUPTED)
 

@@ -62,6 +62,7 @@ def index(
     Re-running is cheap: unchanged files are skipped, moved files are re-pointed without
     re-embedding, changed files are re-embedded, and a killed run resumes where it stopped.
     Broken files are recorded (see `avsearch failures`) and never stop the run.
+    Ctrl-C or SIGTERM stop it cleanly (exit code 130 or 143): files committed so far are kept.
 
     Example:  avsearch index ~/Videos /mnt/archive/tapes --model tiny
     """

@@ -1,4 +1,4 @@
-"""`avsearch status | failures | remove | reindex | sample-media`."""
+"""`avsearch status | failures | remove | reindex | doctor | relocate | sample-media`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command("remove")(remove)
     app.command("reindex")(reindex)
     app.command("doctor")(doctor)
+    app.command("relocate")(relocate)
     app.command("sample-media")(sample_media)
 
 
@@ -142,6 +143,23 @@ def reindex(index_dir: Optional[Path] = IndexOption) -> None:
     """
     state = avsearch.Index.open(index_dir).reindex()
     console.print(f"ANN index rebuilt: {state['kind']}, {state['vectors']} vectors")
+
+
+def relocate(old_prefix: Path = typer.Argument(..., help="The folder the files were indexed under.", show_default=False),
+             new_prefix: Path = typer.Argument(..., help="The folder they are under now.", show_default=False),
+             verify: int = typer.Option(8, "--verify", min=1, help="How many files, picked at random, must have "
+                                        "the same content fingerprint at the new place (a large number checks all)."),
+             index_dir: Optional[Path] = IndexOption) -> None:
+    """Re-point the index after moving an archive (another mount point, a renamed folder).
+
+    Nothing is re-embedded. A sample of the files is checked at the new place first; if one is
+    missing or differs, nothing changes.
+
+    Example:  avsearch relocate /media/old-disk/tapes /mnt/archive/tapes
+    """
+    done = avsearch.Index.open(index_dir).relocate(old_prefix, new_prefix, verify=verify)
+    console.print(f"relocated {done['files']} file{'s' if done['files'] != 1 else ''} to {short_path(str(new_prefix))} "
+                  f"({len(done['verified'])} checked by content)")
 
 
 def sample_media(directory: Path = typer.Argument(Path("demo-media"), help="Folder to write into.")) -> None:

@@ -39,7 +39,7 @@ def query(
     instruction: Optional[str] = typer.Option(
         None, "--instruction", help="Re-rank the top candidates by re-embedding them with this instruction in the prompt."),
     rerank_top: int = typer.Option(20, "--rerank-top", help="How many candidates --instruction re-embeds."),
-    path_prefix: Optional[str] = typer.Option(None, "--path", help="Only files under this folder.", show_default=False),
+    path_prefix: Optional[str] = typer.Option(None, "--path", help="Only files under this folder (whole path components: 2019 never takes 2019-old), or this one file.", show_default=False),
     glob: Optional[str] = typer.Option(None, "--glob", help="Only files whose path matches this glob, e.g. '*/2019/*.mp4'.", show_default=False),
     min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Only files at least this many seconds long."),
     max_duration: Optional[float] = typer.Option(None, "--max-duration", help="Only files at most this many seconds long."),

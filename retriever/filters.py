@@ -14,10 +14,7 @@ def clip_filter(query: Query) -> Optional[str]:
     if query.target_views:
         parts.append(sql_in("view", [v.value for v in query.target_views]))
     if query.path_prefix:
-        prefix = os.path.abspath(os.path.expanduser(query.path_prefix))
-        # LIKE with an escape so % and _ in real paths match literally.
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        parts.append(f"path LIKE {sql_str(escaped + '%')} ESCAPE '\\'")
+        parts.append(path_under(query.path_prefix))
     if query.min_duration_s is not None:
         parts.append(f"file_duration_s >= {float(query.min_duration_s)!r}")
     if query.max_duration_s is not None:
@@ -25,3 +22,13 @@ def clip_filter(query: Query) -> Optional[str]:
     if query.indexed_after is not None:
         parts.append(f"indexed_at >= {float(query.indexed_after)!r}")
     return " AND ".join(f"({p})" for p in parts) or None
+
+
+def path_under(prefix: str) -> str:
+    """Paths equal to `prefix` or inside it, by whole components: --path ~/Videos/2019 takes
+    ~/Videos/2019/a.mp4 (and a file query ~/Videos/2019 itself), never ~/Videos/2019-old/a.mp4."""
+    prefix = os.path.abspath(os.path.expanduser(prefix))  # abspath also drops a trailing separator
+    folder = prefix if prefix.endswith(os.sep) else prefix + os.sep  # "/" stays "/"
+    # LIKE with an escape so % and _ in real paths match literally.
+    escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"path = {sql_str(prefix)} OR path LIKE {sql_str(escaped + '%')} ESCAPE '\\'"

@@ -15,6 +15,8 @@ import functools
 import hashlib
 import shutil
 import time
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -27,7 +29,9 @@ from avsearch.store.faults import kind_of, store_faults
 from avsearch.store.lock import WriteLock
 from avsearch.store.meta import META_NAME, IndexMeta
 from avsearch.store.schema import rerank_cache_schema, sql_in, sql_str
-from avsearch.store.tables import FileCommit, Tables
+from avsearch.store.readers import no_readers, reading
+from avsearch.store.retention import Retention
+from avsearch.store.tables import CLIPS, FILES, FileCommit, Tables
 
 ANN_DIR = "ann"
 RERANK = "rerank_cache"
@@ -54,6 +58,7 @@ class Store:
         self._ann: Optional[AnnIndex] = None
         self._ann_version: Optional[tuple[int, int]] = None
         self._ann_ids: Optional[np.ndarray] = None  # the row ids the served ANN index holds, once asked
+        self.retention = Retention.from_env()  # how many old table versions a write run keeps
         self.last_committed: Optional[str] = None  # named by a disk-full error: work up to here is kept
 
     @property
@@ -126,6 +131,9 @@ class Store:
     def repoint(self, old_path: str, new_row: dict) -> None:
         self.tables.repoint(old_path, new_row)
 
+    def relocate(self, old_prefix: str, new_prefix: str) -> int:
+        return self.tables.relocate(old_prefix, new_prefix)
+
     @_faults
     def remove_paths(self, paths: Sequence[str]) -> int:
         return self.tables.remove_paths(list(paths))
@@ -135,11 +143,41 @@ class Store:
         return self.tables.recover()
 
     @_faults
-    def finish_writes(self) -> None:
-        """End of an indexing run: compact the tables and bring the ANN index up to date."""
+    def finish_writes(self, *, purge: bool = False) -> None:
+        """End of a write run: compact the tables, bring the ANN index up to date, then drop the
+        table versions beyond `self.retention` (retention.py). purge (after `remove`): first
+        rewrite the tables whose data files still hold deleted rows, so nothing removed stays."""
         self.tables.compact()
+        if purge:
+            self.tables.purge_deleted()
         self.tables.refresh()
         self.ensure_ann(save=True)
+        try:
+            self.remove_old_versions(keep_only_latest=purge)
+        except Exception as err:  # everything is committed: a failed cleanup must not fail the run
+            warnings.warn(f"old versions of {self.directory} were not cleaned up ({err}); the next run tries again")
+        self.ensure_ann(save=True)  # a no-op unless the cleanup's own compaction made a version
+
+    def remove_old_versions(self, *, keep_only_latest: bool = False) -> int:
+        """Old versions beyond the retention go; never the one the saved ANN index covers, nor
+        one a running query may read (see readers.py). keep_only_latest: whatever the retention
+        says (after `remove`: the versions before it still hold what was removed). Call under the
+        write lock."""
+        retention = replace(self.retention, keep_versions=1) if keep_only_latest else self.retention
+        with no_readers(self.directory) as idle:
+            return self.tables.remove_old_versions(retention, readers_active=not idle,
+                                                   protect=self._ann_covers())
+
+    def _ann_covers(self) -> dict[str, int]:
+        """The table versions the ANN index in use covers: the cleanup never removes them."""
+        if self._ann_version is None:
+            return {}
+        clips_version, files_version = self._ann_version
+        return {CLIPS: clips_version, FILES: files_version}
+
+    def reading(self):
+        """Hold while a query reads (see readers.py); refresh the tables inside it."""
+        return reading(self.directory)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -17,7 +17,9 @@ with an "ok" row (duplicates cannot arise: a range with clips is never embedded 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -25,12 +27,14 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
+from avsearch.store.retention import Retention, removable_before
 from avsearch.store.schema import FILES_SCHEMA, clips_schema, sql_in, sql_str
 
 FILES = "files"
 CLIPS = "clips"
 
 _IN_CHUNK = 500  # ids per IN (...) filter; keeps generated SQL short
+_CLEANUP_MARGIN_S = 0.1
 
 
 @dataclass
@@ -213,6 +217,75 @@ class Tables:
             except Exception:  # compaction is an optimisation; never fail a run over it
                 pass
 
+    def relocate(self, old_prefix: str, new_prefix: str) -> int:
+        """Re-point every path under `old_prefix` (a folder, by whole components) to the same place
+        under `new_prefix`; clip ids, row ids and vectors stay. In the order `repoint` uses: the new
+        rows are added first (old and new both vouch for the clips while they move), then the clips
+        move, then the old rows go. A run killed on the way leaves what a second run completes.
+        Returns how many files rows moved."""
+        under = _under(old_prefix)
+        rows = self.file_rows(under)
+        if rows:
+            moved = [dict(r, path=new_prefix + r["path"][len(old_prefix):]) for r in rows]
+            self._upsert_files(moved)
+        self.clips.update(where=under, values_sql={"path": _repoint_sql(old_prefix, new_prefix)})
+        if rows:
+            self.files.delete(under)
+        return len(rows)
+
+    def purge_deleted(self) -> list[str]:
+        """Rewrite each table that still carries deleted rows in its data files, so removed paths
+        and vectors leave the newest version's files too (compaction rewrites a fragment only
+        once over 10% of it is deleted). The rewrite is one commit, like any other; the old
+        versions that still hold the rows go with the version cleanup. Returns the tables rewritten."""
+        rewritten = []
+        for name, schema in ((FILES, FILES_SCHEMA), (CLIPS, clips_schema(self.dim))):
+            table = self._db.open_table(name)
+            if not _deleted_rows(table):
+                continue
+            data = table.to_arrow().select([f.name for f in schema]).cast(schema)
+            self._db.create_table(name, data, schema=schema, mode="overwrite")
+            rewritten.append(name)
+        self.refresh()
+        return rewritten
+
+    def versions(self) -> dict[str, list[int]]:
+        """The versions each table keeps on disk, oldest first."""
+        return {name: [int(v["version"]) for v in self._db.open_table(name).list_versions()] for name in (FILES, CLIPS)}
+
+    def remove_old_versions(self, retention: Retention, *, readers_active: bool,
+                            protect: dict[str, int] | None = None) -> int:
+        """Delete the versions of `files` and `clips` that `retention` lets go (retention.py says
+        which), with the data files only they used. Call only under the write lock: files of
+        unfinished commits go too, and only a writer can be making those. Returns how many went."""
+        removed = 0
+        for name in (FILES, CLIPS):
+            table = self._db.open_table(name)
+            listed = table.list_versions()
+            stamps = [v["timestamp"].timestamp() for v in listed]  # naive local times, like time.time()'s
+            keep = [i for i, v in enumerate(listed) if int(v["version"]) == (protect or {}).get(name)]
+            now = time.time()
+            cutoff = removable_before(stamps, retention, now=now, readers_active=readers_active, protect=keep)
+            if cutoff is None:
+                continue
+            if cutoff == stamps[-1]:
+                # Only the latest stays, which LanceDB never removes: every version older than a
+                # millisecond goes (the pause makes sure that is all the others).
+                time.sleep(0.005)
+                age = timedelta(milliseconds=1)
+            else:
+                # LanceDB takes an age, measured from its own "now" a moment later (the compaction
+                # it runs first has nothing left to do: compact() ran): the margin keeps that moment
+                # from moving the cut past the first version to keep. Versions committed within the
+                # margin before that one stay too: never one too few.
+                age = timedelta(seconds=max(now - cutoff, 0.0) + _CLEANUP_MARGIN_S)
+            with warnings.catch_warnings():  # the warning is about concurrent readers: handled above
+                warnings.simplefilter("ignore")
+                table.optimize(cleanup_older_than=age, delete_unverified=True)
+            removed += len(listed) - len(table.list_versions())
+        self.refresh()
+        return removed
+
     def _upsert_files(self, rows: list[dict]) -> None:
         table = pa.Table.from_pylist([_normalise_file_row(r) for r in rows], schema=FILES_SCHEMA)
         (
@@ -221,6 +294,22 @@ class Tables:
             .when_not_matched_insert_all()
             .execute(table)
         )
+
+
+def _under(prefix: str) -> str:
+    """`path` inside the folder `prefix` (which ends without a separator)."""
+    escaped = (prefix + "/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"path LIKE {sql_str(escaped + '%')} ESCAPE '\\'"
+
+
+def _repoint_sql(old_prefix: str, new_prefix: str) -> str:
+    # substr counts characters, as Python's len does: the part after the old prefix, kept whole.
+    return f"concat({sql_str(new_prefix)}, substr(path, {len(old_prefix) + 1}))"
+
+
+def _deleted_rows(table) -> int:
+    meta = table.list_versions()[-1].get("metadata") or {}
+    return int(meta.get("total_deletion_file_rows", 0) or 0)
 
 
 def _normalise_file_row(row: dict) -> dict:
