@@ -129,7 +129,8 @@ class Store:
         return ids
 
     def search(self, queries: np.ndarray, k: int, *, allowed_ids: Optional[np.ndarray] = None):
-        """(scores, row_ids) of the k best clips per query, exact-rescored."""
+        """(scores, row_ids) of the k best clips per query, exact-rescored (with the ANN index's
+        own memory-mapped vectors: the table is not read on this path)."""
         ann = self.ensure_ann(save=False)
         if ann is None or k <= 0:
             q = len(queries)
@@ -137,9 +138,7 @@ class Store:
         if allowed_ids is not None and len(allowed_ids) == 0:
             q = len(queries)
             return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
-        return ann.search(
-            np.asarray(queries, dtype=np.float32), k, allowed_ids=allowed_ids, fetch_vectors=self.vectors
-        )
+        return ann.search(np.asarray(queries, dtype=np.float32), k, allowed_ids=allowed_ids)
 
     def stats(self) -> dict:
         files = self.file_rows()
@@ -184,6 +183,7 @@ class Store:
             "covers_version": covers,
             "table_version": version,
             "memory_bytes": int(ann.memory_bytes()),
+            "rescore_file_bytes": int(ann.rescore_bytes()),  # memory-mapped: page cache, not process memory
         }
 
     def ensure_ann(self, *, save: bool) -> Optional[AnnIndex]:
