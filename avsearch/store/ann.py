@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -40,6 +41,11 @@ LAYOUT = 3  # saved indexes of another layout are rebuilt, never misread (1: lis
 # 2: no re-scoring vectors of its own)
 _BLOCK = 65_536  # rows converted to float32 at a time (float16 input never doubles in memory)
 _BLAS_ASSIGN_ROWS = 2_048  # adding at least this many rows: list assignment through a float32 copy
+# A search of this few queries runs faiss on the calling thread alone. One query has no work to
+# share, but every OpenMP region it enters (OPQ's matrix product, the list choice) wakes the team
+# and waits for it: with the cores busy, a single 128-d query spent 25 ms in OPQ's apply and 10 ms
+# choosing lists, both microseconds of work (the ~24 ms p99 seen at 1024-d came from such waits).
+_FEW_QUERIES = 4
 _SMALL_SUBSET = 20_000  # an allowed set this small is scored exactly: cheaper than probing lists
 # Above this many (training point x sub-quantizer) k-means assignments per PQ pass, the build uses
 # the fast settings below instead of faiss's
@@ -180,6 +186,12 @@ class AnnIndex:
         IVF-PQ candidates are re-scored exactly with `fetch_vectors(ids)` when given, else with the
         index's own re-scoring vectors."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if len(queries) <= _FEW_QUERIES:
+            with _one_omp_thread():
+                return self._search_all(queries, k, allowed_ids, fetch_vectors)
+        return self._search_all(queries, k, allowed_ids, fetch_vectors)
+
+    def _search_all(self, queries, k, allowed_ids, fetch_vectors):
         fetch = fetch_vectors
         if fetch is None and self.rescore is not None:
             fetch = self.rescore.get
@@ -349,6 +361,17 @@ class AnnIndex:
         lists = ivf.nlist * (self.dim * 2 + ivf.d * 4 * 2)  # full-space float16 + reduced (faiss + numpy copy)
         rescore = self.rescore.ram_bytes() if self.rescore is not None else 0
         return self.ntotal * (ivf.code_size + 8) + lists + opq.d_in * opq.d_out * 4 + rescore
+
+
+@contextmanager
+def _one_omp_thread():
+    # omp_set_num_threads changes the calling thread's setting only: searches on other threads keep theirs.
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _train_ivfpq(vectors: np.ndarray, config: AnnConfig) -> tuple[faiss.Index, faiss.Index]:
