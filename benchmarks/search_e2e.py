@@ -224,6 +224,37 @@ def parts_of_a_search(index, queries, reps=100):
             "index_search": percentiles_ms(t_all)}
 
 
+def omp_check(args, log):
+    """Single-query Index.search with faiss's default OpenMP team, with and without the search
+    running faiss on the calling thread (ann._FEW_QUERIES), alternating query by query. Added to
+    the JSON of an earlier run on the same index directory."""
+    import avsearch.store.ann as ann_mod
+    from avsearch import Index
+
+    out = Path(args.out)
+    result = json.loads(out.read_text())
+    faiss.omp_set_num_threads(os.cpu_count())
+    _, _, _, offset, sample = hard_data(args.n, args.dim, args.seed)
+    q = make_queries(sample, offset, args.queries, args.seed, args.dim)["in"]
+    index = Index.open(Path(args.work_dir) / "index")
+    few = ann_mod._FEW_QUERIES
+
+    def with_few(value):
+        def run(v):
+            ann_mod._FEW_QUERIES = value
+            try:
+                index.search(v, k=K, merge_adjacent=False)
+            finally:
+                ann_mod._FEW_QUERIES = few
+        return run
+
+    lat = interleaved_latencies({"calling_thread_only": with_few(few), "omp_team": with_few(0)}, q)
+    result["omp_check"] = {"faiss_threads": faiss.omp_get_max_threads(), "load_avg": os.getloadavg(),
+                           "queries": len(q), **lat}
+    out.write_text(json.dumps(result, indent=2, default=float))
+    log(f"omp check: {json.dumps(result['omp_check'])}")
+
+
 # -- main --------------------------------------------------------------------------------------
 
 def main(argv=None):
@@ -237,7 +268,11 @@ def main(argv=None):
     p.add_argument("--lance-nprobes", default="20,50,100,200")
     p.add_argument("--lance-refine", default="1,10,20,50")
     p.add_argument("--hnsw-ef", default="64,128,256,512")
+    p.add_argument("--omp-check", action="store_true",
+                   help="only: re-time Index.search on the index an earlier run built, with faiss's OpenMP team")
     args = p.parse_args(argv)
+    if args.omp_check:
+        return omp_check(args, lambda m: print(m, flush=True))
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)

@@ -219,3 +219,18 @@ def test_a_vector_of_the_wrong_shape_is_refused_with_the_fix(indexed):
         Query.from_vector(np.zeros(dim))
     with pytest.raises(QueryError, match="non-zero, finite"):
         Query(vector=np.ones((2, dim)))
+
+
+def test_a_single_query_runs_faiss_on_the_calling_thread_and_answers_as_a_batch_does(one_faiss_thread):
+    x, queries = _crowded(n_queries=2, background=1200)
+    ann = AnnIndex.build(x, np.arange(len(x)), AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, nlist=8))
+    faiss.omp_set_num_threads(2)  # as a default process has
+    seen = []
+    scan = ann._scan
+    ann._scan = lambda *a: (seen.append(faiss.omp_get_max_threads()), scan(*a))[1]
+    one = ann.search(queries[:1], 10)
+    assert seen and set(seen) == {1} and faiss.omp_get_max_threads() == 2  # and put back after
+    seen.clear()
+    both = ann.search(np.repeat(queries, 4, axis=0), 10)  # a batch keeps the threads
+    assert set(seen) == {2}
+    assert np.array_equal(one[1][0], both[1][0]) and np.allclose(one[0][0], both[0][0])
