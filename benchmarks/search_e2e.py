@@ -268,6 +268,8 @@ def main(argv=None):
     p.add_argument("--lance-nprobes", default="20,50,100,200")
     p.add_argument("--lance-refine", default="1,10,20,50")
     p.add_argument("--hnsw-ef", default="64,128,256,512")
+    p.add_argument("--reuse-index", action="store_true", help="use the index an earlier run left in --work-dir")
+    p.add_argument("--ours-only", action="store_true", help="skip LanceDB and HNSW (ours and exact flat only)")
     p.add_argument("--omp-check", action="store_true",
                    help="only: re-time Index.search on the index an earlier run built, with faiss's OpenMP team")
     args = p.parse_args(argv)
@@ -304,7 +306,10 @@ def main(argv=None):
 
     from avsearch import Index
 
-    result["build"] = build_index(work / "index", x, log)
+    if args.reuse_index and (work / "index" / "ann").is_dir():
+        result["build"] = {"reused": str(work / "index")}
+    else:
+        result["build"] = build_index(work / "index", x, log)
     save()
     index = Index.open(work / "index")
     store = index.store
@@ -330,73 +335,74 @@ def main(argv=None):
     log(f"  re-score fetch of 256: {json.dumps(result['rescore_fetch'])}")
     save()
 
-    # LanceDB IVF_PQ: the cheapest sweep point reaching our recall on both sets
-    lance_search, lance_info = build_lance(work / "lance", x, log)
-    want = min(sys_ours["recall_at_10_in"], sys_ours["recall_at_10_cross"])
-    sweep, chosen = [], None
-    sub = {s: q[:50] for s, q in qsets.items()}
-    for npb in [int(v) for v in args.lance_nprobes.split(",")]:
-        for rf in [int(v) for v in args.lance_refine.split(",")]:
-            fn = lance_search(npb, rf)
-            t = time.perf_counter()
-            rec = {s: recall([fn(v) for v in q], (None, truth[s][1][:50])) for s, q in sub.items()}
-            ms = (time.perf_counter() - t) * 1e3 / 100
-            sweep.append({"nprobes": npb, "refine_factor": rf, "recall_in": rec["in"], "recall_cross": rec["cross"],
-                          "mean_ms": ms})
-            log(f"    lance nprobes={npb} rf={rf}: {rec['in']:.3f}/{rec['cross']:.3f} {ms:.1f} ms")
-            if chosen is None and min(rec.values()) >= want:
-                chosen = (npb, rf)
-    if chosen is None:  # none reached it: the best recall point
-        best = max(sweep, key=lambda s: min(s["recall_in"], s["recall_cross"]))
-        chosen = (best["nprobes"], best["refine_factor"])
-    lance_info.update({"sweep_on_first_50": sweep, "nprobes": chosen[0], "refine_factor": chosen[1]})
-    lance_fn = lance_search(*chosen)
-    result["systems"]["lancedb_ivf_pq"] = lance_info
-    save()
+    others = not args.ours_only
+    if others:
+        # LanceDB IVF_PQ: the cheapest sweep point reaching our recall on both sets
+        lance_search, lance_info = build_lance(work / "lance", x, log)
+        want = min(sys_ours["recall_at_10_in"], sys_ours["recall_at_10_cross"])
+        sweep, chosen = [], None
+        sub = {s: q[:50] for s, q in qsets.items()}
+        for npb in [int(v) for v in args.lance_nprobes.split(",")]:
+            for rf in [int(v) for v in args.lance_refine.split(",")]:
+                fn = lance_search(npb, rf)
+                t = time.perf_counter()
+                rec = {s: recall([fn(v) for v in q], (None, truth[s][1][:50])) for s, q in sub.items()}
+                ms = (time.perf_counter() - t) * 1e3 / 100
+                sweep.append({"nprobes": npb, "refine_factor": rf, "recall_in": rec["in"], "recall_cross": rec["cross"],
+                              "mean_ms": ms})
+                log(f"    lance nprobes={npb} rf={rf}: {rec['in']:.3f}/{rec['cross']:.3f} {ms:.1f} ms")
+                if chosen is None and min(rec.values()) >= want:
+                    chosen = (npb, rf)
+        if chosen is None:  # none reached it: the best recall point
+            best = max(sweep, key=lambda s: min(s["recall_in"], s["recall_cross"]))
+            chosen = (best["nprobes"], best["refine_factor"])
+        lance_info.update({"sweep_on_first_50": sweep, "nprobes": chosen[0], "refine_factor": chosen[1]})
+        lance_fn = lance_search(*chosen)
+        result["systems"]["lancedb_ivf_pq"] = lance_info
+        save()
 
-    hnsw, hnsw_info = build_hnsw(x, log)
-    ef_pick = None
-    for ef in [int(v) for v in args.hnsw_ef.split(",")]:
-        hnsw.hnsw.efSearch = ef
-        rec = {s: recall(hnsw.search(q, K)[1], truth[s]) for s, q in qsets.items()}
-        hnsw_info.setdefault("sweep", []).append({"efSearch": ef, "recall_in": rec["in"], "recall_cross": rec["cross"]})
-        if ef_pick is None and min(rec.values()) >= want:
-            ef_pick = ef
-    hnsw.hnsw.efSearch = ef_pick or int(args.hnsw_ef.split(",")[-1])
-    hnsw_info["efSearch"] = hnsw.hnsw.efSearch
-    result["systems"]["faiss_hnsw32"] = hnsw_info
+        hnsw, hnsw_info = build_hnsw(x, log)
+        ef_pick = None
+        for ef in [int(v) for v in args.hnsw_ef.split(",")]:
+            hnsw.hnsw.efSearch = ef
+            rec = {s: recall(hnsw.search(q, K)[1], truth[s]) for s, q in qsets.items()}
+            hnsw_info.setdefault("sweep", []).append({"efSearch": ef, "recall_in": rec["in"], "recall_cross": rec["cross"]})
+            if ef_pick is None and min(rec.values()) >= want:
+                ef_pick = ef
+        hnsw.hnsw.efSearch = ef_pick or int(args.hnsw_ef.split(",")[-1])
+        hnsw_info["efSearch"] = hnsw.hnsw.efSearch
+        result["systems"]["faiss_hnsw32"] = hnsw_info
 
-    systems = {
-        "avsearch": ours,
-        "lancedb_ivf_pq": lance_fn,
-        "faiss_hnsw32": lambda q: hnsw.search(q[None], K),
-        "exact_flat": lambda q: flat.search(q[None], K),
-    }
+    systems = {"avsearch": ours, "exact_flat": lambda q: flat.search(q[None], K)}
+    if others:
+        systems |= {"lancedb_ivf_pq": lance_fn, "faiss_hnsw32": lambda q: hnsw.search(q[None], K)}
     for s, q in qsets.items():
         lat = interleaved_latencies(systems, q)
         for name, v in lat.items():
             for key, val in v.items():
                 result["systems"].setdefault(name, {})[f"{key.replace('_ms', '')}_ms_{s}"] = val
     # recall and batched throughput of the others
-    for name, fn in (("lancedb_ivf_pq", lance_fn),):
+    for name, fn in (("lancedb_ivf_pq", lance_fn),) if others else ():
         for s, q in qsets.items():
             result["systems"][name][f"recall_at_10_{s}"] = recall([fn(v) for v in q], truth[s])
-    for name, idx in (("faiss_hnsw32", hnsw), ("exact_flat", flat)):
+    for name, idx in (("faiss_hnsw32", hnsw), ("exact_flat", flat)) if others else (("exact_flat", flat),):
         for s, q in qsets.items():
             result["systems"].setdefault(name, {})[f"recall_at_10_{s}"] = recall(idx.search(q, K)[1], truth[s])
     allq = np.concatenate(list(qsets.values()))
     batched = {
         "avsearch": lambda: store.clip_meta_by_row_ids(store.search(allq, K)[1].ravel()),
         "exact_flat": lambda: flat.search(allq, K),
-        "faiss_hnsw32": lambda: hnsw.search(allq, K),
-        "lancedb_ivf_pq": lambda: [lance_fn(v) for v in allq],
     }
+    if others:
+        batched |= {"faiss_hnsw32": lambda: hnsw.search(allq, K), "lancedb_ivf_pq": lambda: [lance_fn(v) for v in allq]}
     for name, fn in batched.items():
         t = time.perf_counter()
         fn()
         result["systems"][name]["qps_batched"] = len(allq) / (time.perf_counter() - t)
     result["systems"]["avsearch"]["qps_batched_path"] = "Store.search(batch) + clip_meta_by_row_ids"
-    result["systems"]["lancedb_ivf_pq"]["qps_batched_path"] = "one query after another (no multi-vector query)"
+    if others:
+        result["systems"]["lancedb_ivf_pq"]["qps_batched_path"] = "one query after another (no multi-vector query)"
+        result["systems"]["lancedb_ivf_pq"]["bytes_per_vector"] = result["systems"]["lancedb_ivf_pq"]["index_bytes_per_vector"]
     result["systems"]["exact_flat"]["bytes_per_vector"] = 4 * d
     for name, v in result["systems"].items():
         v.setdefault("n", n)
@@ -404,7 +410,6 @@ def main(argv=None):
         for key in ("p50_ms", "p99_ms"):
             if f"{key}_in" in v:
                 v[key] = max(v[f"{key}_in"], v[f"{key}_cross"])
-    result["systems"]["lancedb_ivf_pq"]["bytes_per_vector"] = (lance_info["index_bytes_per_vector"])
     result["parts_of_index_search"] = parts_of_a_search(index, qsets["in"])
     result["env"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result["env"]["load_avg_end"] = os.getloadavg()
