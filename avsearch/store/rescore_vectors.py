@@ -21,6 +21,7 @@ removed rows once they are a third of it.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -127,7 +128,10 @@ class RescoreVectors:
                     f.write(np.ascontiguousarray(self._rows(live[start : start + 65_536])).tobytes())
             ids = self._ids[live]
         else:
-            os.link(self._path, data)
+            try:
+                os.link(self._path, data)
+            except OSError:  # a file system without hard links: copy (readers of the old folder keep theirs)
+                shutil.copyfile(self._path, data)
             with open(data, "r+b") as f:
                 # Bytes past our rows can only be a crashed save's: no saved id file names them.
                 f.truncate(self._saved_rows * self.dim * 2)
