@@ -234,3 +234,21 @@ def test_a_single_query_runs_faiss_on_the_calling_thread_and_answers_as_a_batch_
     both = ann.search(np.repeat(queries, 4, axis=0), 10)  # a batch keeps the threads
     assert set(seen) == {2}
     assert np.array_equal(one[1][0], both[1][0]) and np.allclose(one[0][0], both[0][0])
+
+
+def test_the_rescoring_file_is_copied_where_hard_links_fail(tmp_path, monkeypatch):
+    x = np.arange(40, dtype=np.float32).reshape(5, 8)
+    first = RescoreVectors(8)
+    first.add(x[:3], np.arange(3))
+    first.save(_mkdir(tmp_path / "a"))
+    loaded = RescoreVectors.load(tmp_path / "a", 8)
+    loaded.add(x[3:], np.arange(3, 5))
+
+    def no_links(*args):
+        raise OSError("no hard links here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    loaded.save(_mkdir(tmp_path / "b"))
+    assert not os.path.samefile(tmp_path / "a" / DATA_FILE, tmp_path / "b" / DATA_FILE)
+    assert np.array_equal(RescoreVectors.load(tmp_path / "b", 8).get(np.arange(5)), x)
+    assert len(RescoreVectors.load(tmp_path / "a", 8)) == 3
