@@ -10,6 +10,8 @@ Example::
         print(hit.path, hit.start_s, hit.end_s, hit.view.value, hit.score)
     for hit in index.search(Path("query.wav")):  # a Path is a media query
         ...
+    v = index.embed_text("a dog barking")        # cache it: searching by vector loads no model
+    hits = index.search(Query.from_vector(v, path_prefix="~/Videos/2024"), k=5)
 
 This module is the one bridge from the core to the indexer and retriever packages; they are
 imported inside the methods, so the core modules (media, models, store) never depend on them.
@@ -22,6 +24,8 @@ import random
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
+
+import numpy as np
 
 from avsearch.errors import AvsearchError, IndexDamagedError, IndexNotFoundError
 from avsearch.locations import DEFAULT_INDEX, resolve_index_path
@@ -205,12 +209,22 @@ class Index:
 
     # -- querying --------------------------------------------------------------------------
 
-    def search(self, query: str | Path | Query, k: int = 10, *, view: Optional[str | View] = None,
+    def embed_text(self, text: str) -> np.ndarray:
+        """The query vector of `text` (unit length, the index's dimension), to cache and search
+        by later with `Query.from_vector` (or a numpy array as the query)."""
+        from avsearch.errors import QueryError
+
+        if not text.strip():
+            raise QueryError("the text query is empty; give some words")
+        return self.embedder().embed_texts([text])[0]
+
+    def search(self, query: str | Path | Query | np.ndarray, k: int = 10, *, view: Optional[str | View] = None,
                target_views: Optional[Sequence[str | View]] = None, instruction: Optional[str] = None,
                merge_adjacent: bool = True, per_file: Optional[int] = None,
                min_score: Optional[float] = None, rerank_top: int = 20, **filters) -> list[Hit]:
         """Search the index. `query` is text (str), a media file (Path, read as `view`, default
-        its richest view) or a Query. Filters: path_prefix, path_glob, min_duration_s,
+        its richest view), a vector of the index's model (numpy array: no model is loaded) or a
+        Query. Filters: path_prefix, path_glob, min_duration_s,
         max_duration_s, indexed_after, start_s/end_s (range of the query media)."""
         return self.search_detailed(query, k, view=view, target_views=target_views, instruction=instruction,
                                     merge_adjacent=merge_adjacent, per_file=per_file, min_score=min_score,
@@ -237,7 +251,10 @@ class Index:
             return Query(media=query, **fields)
         if isinstance(query, str):
             return Query(text=query, **fields)
-        raise TypeError(f"a query is a str (text), a Path (media file) or a Query, not {type(query).__name__}")
+        if isinstance(query, np.ndarray):
+            return Query(vector=query, **fields)
+        raise TypeError(
+            f"a query is a str (text), a Path (media file), a numpy vector or a Query, not {type(query).__name__}")
 
     # -- facts -----------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from avsearch.errors import QueryError
+
 SAMPLE_RATE = 16_000
 """Every decoded audio payload is mono float32 at this rate (WAVE's Whisper and BEATs both want it)."""
 
@@ -125,9 +127,11 @@ class Clip:
 class Query:
     """What to look for.
 
-    Exactly one of `text` or `media` is set. `media` is a file read as `view` (default: the
-    richest view the file has), optionally only the range [start_s, end_s). `clip_id` asks for
-    "more like this" on a clip already in the index.
+    Exactly one of `text`, `media`, `clip_id` or `vector` is set. `media` is a file read as `view`
+    (default: the richest view the file has), optionally only the range [start_s, end_s).
+    `clip_id` asks for "more like this" on a clip already in the index. `vector` is an embedding
+    the index's own model produced (e.g. one an application cached from an earlier text query):
+    searching with it loads no model. It must have the index's dimension; it is L2-normalised.
     """
 
     text: Optional[str] = None
@@ -143,15 +147,28 @@ class Query:
     min_duration_s: Optional[float] = None
     max_duration_s: Optional[float] = None
     indexed_after: Optional[float] = None  # unix seconds
+    vector: Optional[np.ndarray] = None  # (dim,) float, from the index's model
 
     def __post_init__(self) -> None:
-        given = [x is not None for x in (self.text, self.media, self.clip_id)]
+        given = [x is not None for x in (self.text, self.media, self.clip_id, self.vector)]
         if sum(given) != 1:
-            raise ValueError("a Query needs exactly one of text, media or clip_id")
+            raise ValueError("a Query needs exactly one of text, media, clip_id or vector")
+        if self.vector is not None:
+            self.vector = np.asarray(self.vector, dtype=np.float32)
+            if self.vector.ndim != 1 or not np.isfinite(self.vector).all() or not self.vector.any():
+                raise QueryError("a query vector is one non-zero, finite embedding of shape (dim,): pass a single "
+                                 "row of what the index's model returned")
         if self.view is not None:
             self.view = View.parse(self.view)
         if self.target_views is not None:
             self.target_views = [View.parse(v) for v in self.target_views]
+
+
+    @classmethod
+    def from_vector(cls, vector: np.ndarray, **fields) -> "Query":
+        """A query by an embedding of the index's model, with any other Query field (filters,
+        target_views, instruction): `Index.search(Query.from_vector(v, path_prefix="/films"))`."""
+        return cls(vector=vector, **fields)
 
 
 @dataclass(frozen=True)

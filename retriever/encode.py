@@ -25,12 +25,23 @@ def query_vector(query: Query, store: Store, get_embedder: Callable[[], Embedder
         if not query.text.strip():
             raise QueryError("the text query is empty; give some words, or --audio/--video/--av FILE")
         return get_embedder().embed_texts([query.text])[0], None
+    if query.vector is not None:
+        return _given_vector(query.vector, store.meta.dim), None
     if query.clip_id is not None:
         row = store.clip_by_id(query.clip_id)
         if row is None:
             raise QueryError(f"no clip with id {query.clip_id} in the index (ids come from `avsearch query --json`)")
         return store.vectors([row["row_id"]])[0], query.clip_id
     return _media_vector(query, get_embedder, decode), None
+
+
+def _given_vector(vector: np.ndarray, dim: int) -> np.ndarray:
+    if vector.shape != (dim,):
+        raise QueryError(
+            f"the query vector has shape {vector.shape}; this index holds {dim}-d vectors of its own model: "
+            "embed the query with that model (Index.embedder()) or search by text/media instead"
+        )
+    return vector / np.linalg.norm(vector)
 
 
 def _media_vector(query: Query, get_embedder: Callable[[], Embedder], decode: DecodeOptions) -> np.ndarray:

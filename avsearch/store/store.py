@@ -222,7 +222,8 @@ class Store:
 
     @_faults
     def search(self, queries: np.ndarray, k: int, *, allowed_ids: Optional[np.ndarray] = None):
-        """(scores, row_ids) of the k best clips per query, exact-rescored."""
+        """(scores, row_ids) of the k best clips per query, exact-rescored (with the ANN index's
+        own memory-mapped vectors: the table is not read on this path)."""
         ann = self.ensure_ann(save=False)
         if ann is None or k <= 0:
             q = len(queries)
@@ -234,9 +235,7 @@ class Store:
         if allowed_ids is not None and len(allowed_ids) == 0:
             q = len(queries)
             return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
-        return ann.search(
-            np.asarray(queries, dtype=np.float32), k, allowed_ids=allowed_ids, fetch_vectors=self.vectors
-        )
+        return ann.search(np.asarray(queries, dtype=np.float32), k, allowed_ids=allowed_ids)
 
     @_faults
     def stats(self) -> dict:
@@ -284,6 +283,7 @@ class Store:
             "covers_version": _as_key(covers),
             "table_version": version,
             "memory_bytes": int(ann.memory_bytes()),
+            "rescore_file_bytes": int(ann.rescore_bytes()),  # memory-mapped: page cache, not process memory
         }
 
     def _version_key(self) -> tuple[int, int]:
