@@ -32,6 +32,7 @@ from avsearch.locations import DEFAULT_INDEX, resolve_index_path
 from avsearch.store import AnnConfig, IndexMeta, IndexSettings, Store
 from avsearch.types import Hit, Query, View
 
+
 class Index:
     """A search index over local media: one directory holding vectors and metadata."""
 
