@@ -273,9 +273,11 @@ def test_an_index_created_meanwhile_by_a_run_that_holds_the_lock_gives_the_lock_
     path = tmp_path / "new"
     mine = Index.open(path, model="tiny", create=True)  # nothing there yet
     other = Store.create(path, IndexMeta("m", "m", DIM))  # another run got there first...
+    empty = tmp_path / "empty"
+    empty.mkdir()
     with other.write_lock():  # ...and is indexing
         with pytest.raises(IndexLockedError, match="being written by"):
-            mine.add([tmp_path / "nothing-here"])
+            mine.add([empty])
 
 
 def test_an_index_created_meanwhile_is_used_when_its_run_is_done(tmp_path, tiny_embedder):
