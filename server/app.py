@@ -91,9 +91,10 @@ def create_app(index, config: ServeConfig) -> FastAPI:
     @app.get("/api/clips/{clip_id}/thumbnail", tags=["clips"], response_class=Response,
              responses={200: {"content": {"image/jpeg": {}}}})
     def thumbnail(clip_id: str) -> Response:
-        """A JPEG frame from the middle of the clip (404 for sound-only files)."""
+        """A JPEG of the clip: its middle frame, or a spectrogram of its sound for a file without
+        video (404 when the file cannot be read any more)."""
         row = _clip_row(index, clip_id)
-        return Response(_thumbnail(clip_id, row["path"], (row["start_s"] + row["end_s"]) / 2),
+        return Response(_thumbnail(clip_id, row["path"], row["start_s"], row["end_s"]),
                         media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/api/clips/{clip_id}/media", tags=["clips"], response_class=FileResponse)
@@ -168,16 +169,16 @@ def _clip_row(index, clip_id: str) -> dict:
 
 
 @lru_cache(maxsize=1024)
-def _thumbnail(clip_id: str, path: str, t_s: float) -> bytes:  # by clip id: a changed file gets new ids
+def _thumbnail(clip_id: str, path: str, start_s: float, end_s: float) -> bytes:  # by clip id: a changed file gets new ids
     import io
 
     from PIL import Image
 
     from avsearch.errors import MediaError
-    from avsearch.media import extract_frame
+    from avsearch.media import range_picture
 
     try:
-        frame = extract_frame(path, t_s, max_side=320)
+        frame = range_picture(path, start_s, end_s, max_side=320)
     except MediaError as err:
         raise HTTPException(404, f"no picture for this clip: {err}") from None
     out = io.BytesIO()

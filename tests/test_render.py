@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from avsearch.cli.render import _frame, caption_font, fit_text, has_glyph, spectrogram_tile, time_range
+from avsearch.cli.render import _frame, caption_font, fit_text, has_glyph, time_range
+from avsearch.media.spectrogram import spectrogram_tile
 from avsearch.types import SAMPLE_RATE, Hit, View
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -11,7 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from avsearch import Query, View
 from serve_fixtures import MAX_UPLOAD_MB, TOKEN, start_service
@@ -132,7 +135,10 @@ def test_clip_facts_thumbnail_and_sound_only_clip(served, client):
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert thumb.content[:3] == b"\xff\xd8\xff"
     audio_hit = next(h for h in hits if h["path"].endswith("speech.wav"))
-    assert_error(client.get(f"/api/clips/{audio_hit['clip_id']}/thumbnail"), 404, "no picture")
+    sound = client.get(f"/api/clips/{audio_hit['clip_id']}/thumbnail")  # a sound-only file: its spectrogram
+    assert sound.status_code == 200 and sound.content[:3] == b"\xff\xd8\xff"
+    picture = np.asarray(Image.open(io.BytesIO(sound.content)).convert("L"), dtype=float)
+    assert picture.shape == (180, 320) and picture.std() > 20
 
 
 def test_media_answers_range_requests(served, client):

@@ -13,6 +13,7 @@ from avsearch.errors import MediaError
 from avsearch.media.container import describe, open_media
 from avsearch.media.encode import AudioSink
 from avsearch.media.probe import probe, upright_image, video_stream
+from avsearch.media.spectrogram import spectrogram_tile
 
 
 def extract_frame(path: str | Path, t_s: float, *, max_side: int = 320) -> np.ndarray:
@@ -36,6 +37,18 @@ def extract_frame(path: str | Path, t_s: float, *, max_side: int = 320) -> np.nd
         image = upright_image(chosen)
     image.thumbnail((max_side, max_side), Image.BICUBIC)
     return np.asarray(image)
+
+
+def range_picture(path: str | Path, start_s: float, end_s: float, *, max_side: int = 320) -> np.ndarray:
+    """A picture of a time range of a file (RGB, longer side at most `max_side`): its middle frame,
+    or for a file without video a spectrogram of the range's sound, so sound-only hits are shown
+    by what they sound like rather than by a blank tile."""
+    if probe(path).has_video:
+        return extract_frame(path, (start_s + end_s) / 2, max_side=max_side)
+    from avsearch.media.decode import read_clip
+
+    audio = read_clip(path, start_s, end_s, video=False).audio
+    return np.asarray(spectrogram_tile(audio, (max_side, max_side * 9 // 16)))
 
 
 COPY_TOLERANCE_S = 0.5  # a stream copy may start this much before the asked start (at a keyframe)

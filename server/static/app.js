@@ -70,7 +70,7 @@ function render(hits) {
     li.dataset.clipId = hit.clip_id;
     const img = li.querySelector("img");
     img.src = `/api/clips/${encodeURIComponent(hit.clip_id)}/thumbnail`;
-    img.addEventListener("error", () => { img.replaceWith("♪"); }, { once: true });  // sound only
+    img.addEventListener("error", () => { img.replaceWith("♪"); }, { once: true });  // the file cannot be read now
     li.querySelector(".name").textContent = hit.file_name;
     li.querySelector(".name").title = hit.path;
     li.querySelector(".time").textContent = `${fmt(hit.start_s)}–${fmt(hit.end_s)}`;
