@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from avsearch.errors import MediaError
 from avsearch.media import export_range, range_picture
@@ -98,7 +98,7 @@ def write_contact_sheet(hits: list[Hit], path: Path, *, columns: int = 4) -> Pat
     for i, hit in enumerate(hits):
         x, y = (i % cols) * tile_w, (i // cols) * (tile_h + caption)
         frame = _frame(hit)
-        frame.thumbnail((tile_w, tile_h))
+        frame = ImageOps.contain(frame, (tile_w, tile_h))  # small videos are scaled up to the tile too
         sheet.paste(frame, (x + (tile_w - frame.width) // 2, y + (tile_h - frame.height) // 2))
         name = os.path.basename(hit.path)
         draw.text((x + 4, y + tile_h + 2), fit_text(draw, f"{i + 1}. {name}", tile_w - 8, font),
