@@ -145,10 +145,9 @@ class Index:
 
     def remove(self, paths: Iterable[str | Path]) -> int:
         """Forget files (or every file under a folder). Returns how many files were removed."""
-        targets = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+        targets = [_folder(p) for p in paths]
         rows = self.store.file_rows()
-        doomed = [r["path"] for r in rows
-                  if any(r["path"] == t or r["path"].startswith(t.rstrip(os.sep) + os.sep) for t in targets)]
+        doomed = [r["path"] for r in rows if any(_is_under(r["path"], t) for t in targets)]
         with self.store.write_lock():
             n = self.store.remove_paths(doomed)
             # purge: their rows leave the data files too, and the version cleanup that follows
