@@ -124,3 +124,26 @@ def test_remove_purges_a_file_that_compaction_alone_would_leave_in_place(tmp_pat
     left = _bytes_of(index_dir)
     assert b"tape-07" not in left and secret not in left
     assert b"tape-06" in left and index.stats()["clips"] == 78
+
+
+def test_compaction_leaves_old_versions_to_the_retention(tmp_path, monkeypatch):
+    # LanceDB's optimize() also deletes every version older than 7 days unless told otherwise:
+    # after a week without writes, the next run's compaction would drop the version a running
+    # query reads, behind the readers lock and the retention's back.
+    from datetime import timedelta
+
+    from avsearch.store.tables import Tables
+
+    tables = Tables(tmp_path, 4)
+    asked = []
+    for table in (tables.files, tables.clips):
+        optimize = table.optimize
+
+        def spy(*args, _optimize=optimize, **kwargs):
+            asked.append(kwargs.get("cleanup_older_than"))
+            return _optimize(*args, **kwargs)
+
+        monkeypatch.setattr(table, "optimize", spy)
+    tables.compact()
+    assert len(asked) == 2
+    assert all(age is not None and age >= timedelta(days=3650) for age in asked), asked

@@ -35,6 +35,7 @@ CLIPS = "clips"
 
 _IN_CHUNK = 500  # ids per IN (...) filter; keeps generated SQL short
 _CLEANUP_MARGIN_S = 0.1
+_NO_CLEANUP = timedelta(days=365 * 100)  # an age no version reaches: optimize() compacts, removes nothing
 _META_COLUMNS = ["clip_id", "row_id", "fingerprint", "path", "start_s", "end_s", "view", "file_duration_s",
                  "indexed_at"]
 
@@ -235,7 +236,9 @@ class Tables:
         """Merge the small fragments many per-file commits leave behind."""
         for t in (self.files, self.clips):
             try:
-                t.optimize()
+                # Old versions are retention.py's to remove (it spares a running query's and the
+                # ANN index's); optimize()'s own default cleanup (older than 7 days) would not.
+                t.optimize(cleanup_older_than=_NO_CLEANUP)
             except Exception:  # compaction is an optimisation; never fail a run over it
                 pass
 
