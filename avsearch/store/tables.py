@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from avsearch.store.retention import Retention, removable_before
-from avsearch.store.schema import FILES_SCHEMA, clips_schema, sql_in, sql_str
+from avsearch.store.schema import FILES_SCHEMA, clips_schema, sql_in, sql_starts_with, sql_str
 
 FILES = "files"
 CLIPS = "clips"
@@ -323,8 +323,7 @@ class Tables:
 
 def _under(prefix: str) -> str:
     """`path` inside the folder `prefix` (which ends without a separator)."""
-    escaped = (prefix + "/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"path LIKE {sql_str(escaped + '%')} ESCAPE '\\'"
+    return sql_starts_with("path", prefix + "/")
 
 
 def _repoint_sql(old_prefix: str, new_prefix: str) -> str:
