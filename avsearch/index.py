@@ -238,8 +238,7 @@ class Index:
         q = self._as_query(query, view=view, target_views=target_views, instruction=instruction, **filters)
         options = SearchOptions(k=k, merge_adjacent=merge_adjacent, per_file=per_file,
                                 min_score=min_score, rerank_top=rerank_top)
-        with self.store.reading():  # a writer's version cleanup keeps what this query reads
-            self.store.tables.refresh()  # the version current now, which the cleanup never removes
+        with self.store.reading():  # the version current now, which a writer's cleanup keeps
             return search(q, self.store, self.embedder, options, self._decode_options())
 
     @staticmethod
@@ -262,7 +261,8 @@ class Index:
         """What the index holds. On a damaged index: what can still be read, `damaged: True` and
         the `problems` found (never an exception: this is what a person looks at first)."""
         try:
-            return self.store.stats()
+            with self.store.reading():
+                return self.store.stats()
         except IndexDamagedError as err:
             store = self.store
             problems = [f.__dict__ for f in self.doctor().findings] or [
@@ -288,7 +288,8 @@ class Index:
     def failures(self) -> list[dict]:
         """Files that failed, and files indexed only in part (status "partly indexed": stretches
         the decoder could not read, named in `error`; their other clips are searchable)."""
-        rows = self.store.file_rows("status = 'failed' OR (status = 'ok' AND error IS NOT NULL)")
+        with self.store.reading():
+            rows = self.store.file_rows("status = 'failed' OR (status = 'ok' AND error IS NOT NULL)")
         return [{"path": r["path"], "status": "failed" if r["status"] == "failed" else "partly indexed",
                  "error": r["error"], "indexed_at": r["indexed_at"]} for r in rows]
 

@@ -147,3 +147,24 @@ def test_compaction_leaves_old_versions_to_the_retention(tmp_path, monkeypatch):
     tables.compact()
     assert len(asked) == 2
     assert all(age is not None and age >= timedelta(days=3650) for age in asked), asked
+
+
+def test_an_index_kept_open_reads_the_current_version_after_another_writers_cleanup(indexed, tmp_path):
+    # `avsearch serve` keeps one Index open: its table handles stay at the version of its last
+    # read, which a writer in another process then cleans up. Status and clip look-ups must read
+    # the current version (announced, as a query is), not call the index damaged.
+    from avsearch.media.synth import write_audio
+    from avsearch.server.app import _clip_row
+
+    index, lib, _ = indexed
+    files_before = index.stats()["files_ok"]
+    clip_id = index.search("x", k=1)[0].clip_id
+    writer = Index.open(index.path)
+    writer.store.retention = Retention(keep_versions=1)
+    write_audio(tmp_path / "extra" / "late.wav", duration_s=1.5, tone_hz=700.0)
+    writer.add([tmp_path / "extra"])
+
+    stats = index.stats()
+    assert not stats.get("damaged"), stats.get("problems")
+    assert stats["files_ok"] == files_before + 1
+    assert _clip_row(index, clip_id)["clip_id"] == clip_id
