@@ -53,15 +53,18 @@ class MediaSearchRequest(SearchOptions):
     end_s: Optional[float] = Field(None, gt=0, description="Use the upload up to this second.")
 
 
-class HitModel(BaseModel):
-    """One hit (the library's Hit), plus the file name for display."""
-
+class ClipModel(BaseModel):
     clip_id: str
     path: str
     file_name: str
     start_s: float
     end_s: float
     view: ViewName
+
+
+class HitModel(ClipModel):
+    """One hit (the library's Hit), plus the file name for display."""
+
     score: float
     merged_clip_ids: list[str] = []
 
@@ -77,15 +80,6 @@ class SearchResponse(BaseModel):
     candidates: int = Field(description="First-stage candidates before filters, merging and caps.")
     rerank: Optional[RerankModel] = None
     seconds: float = Field(description="Time the service spent on the search.")
-
-
-class ClipModel(BaseModel):
-    clip_id: str
-    path: str
-    file_name: str
-    start_s: float
-    end_s: float
-    view: ViewName
 
 
 class StatusModel(BaseModel):
