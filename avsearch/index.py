@@ -145,10 +145,9 @@ class Index:
 
     def remove(self, paths: Iterable[str | Path]) -> int:
         """Forget files (or every file under a folder). Returns how many files were removed."""
-        targets = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+        targets = [_folder(p) for p in paths]
         rows = self.store.file_rows()
-        doomed = [r["path"] for r in rows
-                  if any(r["path"] == t or r["path"].startswith(t.rstrip(os.sep) + os.sep) for t in targets)]
+        doomed = [r["path"] for r in rows if any(_is_under(r["path"], t) for t in targets)]
         with self.store.write_lock():
             n = self.store.remove_paths(doomed)
             # purge: their rows leave the data files too, and the version cleanup that follows
@@ -239,8 +238,7 @@ class Index:
         q = self._as_query(query, view=view, target_views=target_views, instruction=instruction, **filters)
         options = SearchOptions(k=k, merge_adjacent=merge_adjacent, per_file=per_file,
                                 min_score=min_score, rerank_top=rerank_top)
-        with self.store.reading():  # a writer's version cleanup keeps what this query reads
-            self.store.tables.refresh()  # the version current now, which the cleanup never removes
+        with self.store.reading():  # the version current now, which a writer's cleanup keeps
             return search(q, self.store, self.embedder, options, self._decode_options())
 
     @staticmethod
@@ -263,7 +261,8 @@ class Index:
         """What the index holds. On a damaged index: what can still be read, `damaged: True` and
         the `problems` found (never an exception: this is what a person looks at first)."""
         try:
-            return self.store.stats()
+            with self.store.reading():
+                return self.store.stats()
         except IndexDamagedError as err:
             store = self.store
             problems = [f.__dict__ for f in self.doctor().findings] or [
@@ -289,7 +288,8 @@ class Index:
     def failures(self) -> list[dict]:
         """Files that failed, and files indexed only in part (status "partly indexed": stretches
         the decoder could not read, named in `error`; their other clips are searchable)."""
-        rows = self.store.file_rows("status = 'failed' OR (status = 'ok' AND error IS NOT NULL)")
+        with self.store.reading():
+            rows = self.store.file_rows("status = 'failed' OR (status = 'ok' AND error IS NOT NULL)")
         return [{"path": r["path"], "status": "failed" if r["status"] == "failed" else "partly indexed",
                  "error": r["error"], "indexed_at": r["indexed_at"]} for r in rows]
 

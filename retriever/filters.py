@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from avsearch.store.schema import sql_in, sql_str
+from avsearch.store.schema import sql_in, sql_starts_with, sql_str
 from avsearch.types import Query
 
 
@@ -29,6 +29,4 @@ def path_under(prefix: str) -> str:
     ~/Videos/2019/a.mp4 (and a file query ~/Videos/2019 itself), never ~/Videos/2019-old/a.mp4."""
     prefix = os.path.abspath(os.path.expanduser(prefix))  # abspath also drops a trailing separator
     folder = prefix if prefix.endswith(os.sep) else prefix + os.sep  # "/" stays "/"
-    # LIKE with an escape so % and _ in real paths match literally.
-    escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"path = {sql_str(prefix)} OR path LIKE {sql_str(escaped + '%')} ESCAPE '\\'"
+    return f"path = {sql_str(prefix)} OR {sql_starts_with('path', folder)}"

@@ -162,7 +162,8 @@ def _search(index, query: Query, options: SearchOptions) -> SearchResponse:
 
 
 def _clip_row(index, clip_id: str) -> dict:
-    row = index.store.clip_by_id(clip_id)
+    with index.store.reading():  # the current version: the service's last one may be cleaned up
+        row = index.store.clip_by_id(clip_id)
     if row is None:
         raise HTTPException(404, f"no clip {clip_id} in the index (ids come from search results)")
     return row

@@ -54,8 +54,6 @@ class MediaSearchRequest(SearchOptions):
 
 
 class ClipModel(BaseModel):
-    """An indexed clip, plus its file name for display."""
-
     clip_id: str
     path: str
     file_name: str
@@ -65,7 +63,7 @@ class ClipModel(BaseModel):
 
 
 class HitModel(ClipModel):
-    """One hit (the library's Hit): a clip with its score."""
+    """One hit (the library's Hit), plus the file name for display."""
 
     score: float
     merged_clip_ids: list[str] = []

@@ -124,3 +124,47 @@ def test_remove_purges_a_file_that_compaction_alone_would_leave_in_place(tmp_pat
     left = _bytes_of(index_dir)
     assert b"tape-07" not in left and secret not in left
     assert b"tape-06" in left and index.stats()["clips"] == 78
+
+
+def test_compaction_leaves_old_versions_to_the_retention(tmp_path, monkeypatch):
+    # LanceDB's optimize() also deletes every version older than 7 days unless told otherwise:
+    # after a week without writes, the next run's compaction would drop the version a running
+    # query reads, behind the readers lock and the retention's back.
+    from datetime import timedelta
+
+    from avsearch.store.tables import Tables
+
+    tables = Tables(tmp_path, 4)
+    asked = []
+    for table in (tables.files, tables.clips):
+        optimize = table.optimize
+
+        def spy(*args, _optimize=optimize, **kwargs):
+            asked.append(kwargs.get("cleanup_older_than"))
+            return _optimize(*args, **kwargs)
+
+        monkeypatch.setattr(table, "optimize", spy)
+    tables.compact()
+    assert len(asked) == 2
+    assert all(age is not None and age >= timedelta(days=3650) for age in asked), asked
+
+
+def test_an_index_kept_open_reads_the_current_version_after_another_writers_cleanup(indexed, tmp_path):
+    # `avsearch serve` keeps one Index open: its table handles stay at the version of its last
+    # read, which a writer in another process then cleans up. Status and clip look-ups must read
+    # the current version (announced, as a query is), not call the index damaged.
+    from avsearch.media.synth import write_audio
+    from avsearch.server.app import _clip_row
+
+    index, lib, _ = indexed
+    files_before = index.stats()["files_ok"]
+    clip_id = index.search("x", k=1)[0].clip_id
+    writer = Index.open(index.path)
+    writer.store.retention = Retention(keep_versions=1)
+    write_audio(tmp_path / "extra" / "late.wav", duration_s=1.5, tone_hz=700.0)
+    writer.add([tmp_path / "extra"])
+
+    stats = index.stats()
+    assert not stats.get("damaged"), stats.get("problems")
+    assert stats["files_ok"] == files_before + 1
+    assert _clip_row(index, clip_id)["clip_id"] == clip_id

@@ -205,7 +205,7 @@ class AnnIndex:
                 # A selective filter: score the allowed clips exactly, always k results.
                 return _exact_subset(queries, k, allowed_ids, fetch)
         if self.kind == "flat":
-            return self._search(queries, k, allowed_ids, None)
+            return self._search_flat(queries, k, allowed_ids)
         nlist = self._ivf.nlist
         pool = self.config.candidates(k)
         probe = self._probe(queries, self.config.choose_nprobe(nlist))
@@ -260,12 +260,10 @@ class AnnIndex:
             rows = np.asarray(again)
             scores, cand = self._scan(tuple(a[rows] for a in probe), pool, allowed_ids)
 
-    def _search(self, queries, k, allowed_ids, nprobe):
-        if self.kind == "flat":
-            sel = faiss.IDSelectorBatch(allowed_ids) if allowed_ids is not None else None
-            params = faiss.SearchParameters(sel=sel) if sel is not None else None
-            return self.index.search(queries, int(k), params=params)
-        return self._scan(self._probe(queries, nprobe), k, allowed_ids)
+    def _search_flat(self, queries, k, allowed_ids):
+        sel = faiss.IDSelectorBatch(allowed_ids) if allowed_ids is not None else None
+        params = faiss.SearchParameters(sel=sel) if sel is not None else None
+        return self.index.search(queries, int(k), params=params)
 
     def _probe(self, queries, nprobe) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(lists to probe, queries in the code space, each probed list's centroid score), kept

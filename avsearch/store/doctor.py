@@ -137,7 +137,8 @@ def _content_findings(store) -> list[Finding]:
     if models - {store.meta.model_id}:
         out.append(Finding("metadata", f"clips of model(s) {sorted(models - {store.meta.model_id})} in an index "
                            f"of {store.meta.model_id}", "nothing: re-index into a new directory"))
-    orphans = tables.count_clips() - len(tables.vouched_row_ids())
+    served = len(tables.vouched_row_ids())  # the clips that count: what the ANN index must hold
+    orphans = tables.count_clips() - served
     if orphans:
         out.append(Finding("orphans", f"{orphans} clips have no committed files row (never served)", "delete them"))
     short = short_rows(tables)
@@ -145,7 +146,6 @@ def _content_findings(store) -> list[Finding]:
         out.append(Finding("rows", f"{len(short)} files marked indexed have clips missing (e.g. {short[0]['path']})",
                            "mark them part done; the next `avsearch index` embeds only the missing clips"))
     ann = store.ann_state()
-    served = len(tables.vouched_row_ids())
     if ann["kind"] is not None and ann["fresh"] and ann["vectors"] != served:
         out.append(Finding("ann", f"the ANN index holds {ann['vectors']} vectors for {served} clips", "rebuild it"))
     elif ann["kind"] is None and served:

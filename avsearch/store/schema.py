@@ -63,6 +63,13 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def sql_starts_with(column: str, prefix: str) -> str:
+    """`column` begins with `prefix`, taken literally (LIKE with an escape, so % and _ in real
+    paths match themselves)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{column} LIKE {sql_str(escaped + '%')} ESCAPE '\\'"
+
+
 def sql_in(column: str, values) -> str:
     vals = ", ".join(sql_str(v) if isinstance(v, str) else str(int(v)) for v in values)
     return f"{column} IN ({vals})"

@@ -16,9 +16,10 @@ import hashlib
 import shutil
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -175,9 +176,18 @@ class Store:
         clips_version, files_version = self._ann_version
         return {CLIPS: clips_version, FILES: files_version}
 
-    def reading(self):
-        """Hold while a query reads (see readers.py); refresh the tables inside it."""
-        return reading(self.directory)
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold while a query reads (see readers.py): the tables are brought to the version current
+        now, which a writer's cleanup keeps until the block ends (a handle left at an older
+        version, as in a long-running service, may find that version's files gone)."""
+        with reading(self.directory):
+            self._refresh()
+            yield
+
+    @_faults
+    def _refresh(self) -> None:
+        self.tables.refresh()
 
     # -- reading ---------------------------------------------------------------------------
 

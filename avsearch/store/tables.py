@@ -28,13 +28,14 @@ import numpy as np
 import pyarrow as pa
 
 from avsearch.store.retention import Retention, removable_before
-from avsearch.store.schema import FILES_SCHEMA, clips_schema, sql_in, sql_str
+from avsearch.store.schema import FILES_SCHEMA, clips_schema, sql_in, sql_starts_with, sql_str
 
 FILES = "files"
 CLIPS = "clips"
 
 _IN_CHUNK = 500  # ids per IN (...) filter; keeps generated SQL short
 _CLEANUP_MARGIN_S = 0.1
+_NO_CLEANUP = timedelta(days=365 * 100)  # an age no version reaches: optimize() compacts, removes nothing
 _META_COLUMNS = ["clip_id", "row_id", "fingerprint", "path", "start_s", "end_s", "view", "file_duration_s",
                  "indexed_at"]
 
@@ -235,7 +236,9 @@ class Tables:
         """Merge the small fragments many per-file commits leave behind."""
         for t in (self.files, self.clips):
             try:
-                t.optimize()
+                # Old versions are retention.py's to remove (it spares a running query's and the
+                # ANN index's); optimize()'s own default cleanup (older than 7 days) would not.
+                t.optimize(cleanup_older_than=_NO_CLEANUP)
             except Exception:  # compaction is an optimisation; never fail a run over it
                 pass
 
@@ -320,8 +323,7 @@ class Tables:
 
 def _under(prefix: str) -> str:
     """`path` inside the folder `prefix` (which ends without a separator)."""
-    escaped = (prefix + "/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"path LIKE {sql_str(escaped + '%')} ESCAPE '\\'"
+    return sql_starts_with("path", prefix + "/")
 
 
 def _repoint_sql(old_prefix: str, new_prefix: str) -> str:
