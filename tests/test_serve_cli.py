@@ -142,6 +142,7 @@ def test_avsearch_serve_serves_the_page_and_cleans_up_on_sigterm(indexed_templat
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-    assert proc.returncode in (0, -signal.SIGTERM), err  # uvicorn re-raises the signal after shutting down
+    # uvicorn shuts down, then re-raises the signal to the CLI's handler: the documented SIGTERM stop
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err, err
     assert f"{info.url}/?token={info.token}" in err  # the printed link
     assert not (tmp_path / "idx" / "serve.json").exists()

@@ -132,6 +132,7 @@ class Store:
     def repoint(self, old_path: str, new_row: dict) -> None:
         self.tables.repoint(old_path, new_row)
 
+    @_faults
     def relocate(self, old_prefix: str, new_prefix: str) -> int:
         return self.tables.relocate(old_prefix, new_prefix)
 
