@@ -27,6 +27,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from avsearch import preflight
 from avsearch.errors import AvsearchError, IndexDamagedError, IndexNotFoundError
 from avsearch.locations import DEFAULT_INDEX, resolve_index_path
 from avsearch.store import AnnConfig, IndexMeta, IndexSettings, Store
@@ -62,8 +63,9 @@ class Index:
         settings: clip length, frame rate, views — used when the index is created.
         """
         path = resolve_index_path(path)
-        Store.check_location(path)  # now, not after loading a model for a path that cannot be an index
+        preflight.check_location(path)  # now, not after loading a model for a path that cannot be an index
         if Store.exists(path):
+            preflight.check_model_spec(path, model)  # a mismatch the names prove: before any download
             store = Store.open(path, ann_config=ann_config)
             return cls(path, store, model=model, device=device, settings=store.meta.settings,
                        ann_config=ann_config)
@@ -125,7 +127,7 @@ class Index:
         from avsearch.indexer import PipelineOptions, run_index
 
         paths = [str(p) for p in paths]
-        _check_paths_exist(paths)  # before the model loads or the index directory is made
+        preflight.check_paths_exist(paths)  # before the model loads or the index directory is made
         if self._store is None:
             embedder = self.embedder()
             self.path.mkdir(parents=True, exist_ok=True)
@@ -236,6 +238,8 @@ class Index:
                         **filters):
         from avsearch.retriever import SearchOptions, search
 
+        preflight.check_at_least_one("k", k)
+        preflight.check_at_least_one("per_file", per_file)
         q = self._as_query(query, view=view, target_views=target_views, instruction=instruction, **filters)
         options = SearchOptions(k=k, merge_adjacent=merge_adjacent, per_file=per_file,
                                 min_score=min_score, rerank_top=rerank_top)
@@ -306,13 +310,6 @@ def _folder(path: str | Path) -> str:
 
 def _is_under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _check_paths_exist(paths: Sequence[str]) -> None:
-    missing = [p for p in paths if not os.path.lexists(os.path.expanduser(p))]
-    if missing:
-        verb = "does not exist" if len(missing) == 1 else "do not exist"
-        raise AvsearchError(f"{', '.join(missing)} {verb}; check the path (nothing was changed in the index)")
 
 
 __all__ = ["Index", "resolve_index_path", "DEFAULT_INDEX", "AvsearchError"]

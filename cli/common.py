@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+
+from avsearch import preflight
+from avsearch.locations import resolve_index_path
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -21,6 +25,18 @@ class State:
 
 
 state = State()
+
+
+def open_index(index_dir: Optional[Path], *, model: Optional[str] = None, device: Optional[str] = None):
+    """`avsearch.Index.open` for commands that read an existing index, after the checks that need
+    neither LanceDB nor a model (no index there, a --model the index was not built with): those
+    answer at once instead of after the imports and the model load."""
+    import avsearch
+
+    path = resolve_index_path(index_dir)
+    preflight.require_index(path)
+    preflight.check_model_spec(path, model)
+    return avsearch.Index.open(path, model=model, device=device)
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":

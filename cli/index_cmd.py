@@ -11,7 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
-from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES
+from avsearch import preflight
+from avsearch.locations import resolve_index_path
+from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, check_choice
 from avsearch.cli.common import IndexOption, console, err_console, fail, short_path
 
 if TYPE_CHECKING:
@@ -66,14 +68,24 @@ def index(
 
     Example:  avsearch index ~/Videos /mnt/archive/tapes --model tiny
     """
-    from avsearch.store import IndexSettings  # LanceDB with it: loaded only once a command runs
+    # Everything that needs no model or LanceDB is checked first, so a mistake answers at once.
+    index_path = resolve_index_path(index_dir)
+    preflight.check_paths_exist(paths)
+    preflight.check_location(index_path)
+    preflight.check_model_spec(index_path, model)
+    try:
+        check_choice("frames", frames, FRAME_CHOICES)
+        check_choice("resize", resize, RESIZE_CHOICES)
+    except ValueError as err:
+        raise fail(f"--{err}", 2) from None
+    from avsearch.store import IndexSettings  # LanceDB with it: loaded only once the checks pass
 
     try:
         settings = IndexSettings(clip_s=clip_s, fps=fps, views=tuple(v.strip() for v in views.split(",") if v.strip()),
                                  frames=frames, resize=resize)
     except ValueError as err:
         raise fail(f"--{err}", 2) from None
-    idx = avsearch.Index.open(index_dir, model=model, device=device, create=True, settings=settings)
+    idx = avsearch.Index.open(index_path, model=model, device=device, create=True, settings=settings)
     _warn_ignored_settings(ctx, settings, idx.settings)
     if dry_run:
         _print_plan(idx.plan(paths, prune=prune, retry_failed=retry_failed), as_json)
