@@ -28,7 +28,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from avsearch import preflight
-from avsearch.errors import AvsearchError, IndexDamagedError, IndexNotFoundError
+from avsearch.errors import AvsearchError, IndexDamagedError, IndexNotFoundError, UsageError
 from avsearch.locations import DEFAULT_INDEX, resolve_index_path
 from avsearch.store import AnnConfig, IndexMeta, IndexSettings, Store
 from avsearch.types import Hit, Query, View
@@ -47,6 +47,7 @@ class Index:
         self._settings = settings or IndexSettings()
         self._ann_config = ann_config
         self._embedder = None
+        self._closed = False
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -73,12 +74,38 @@ class Index:
             Store.open(path)  # raises IndexNotFoundError with the fix in its message
         return cls(path, None, model=model, device=device, settings=settings, ann_config=ann_config)
 
+    def close(self) -> None:
+        """Let go of the model (its memory is freed once nothing else holds it) and the store.
+        The Index cannot be used afterwards; closing twice is harmless."""
+        self._embedder = None
+        self._store = None
+        self._closed = True
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return f"<Index {self.path} (closed)>"
+        if self._store is None:
+            return f"<Index {self.path} (not created yet; model {self._model_spec or 'default'})>"
+        meta = self._store.meta
+        loaded = "loaded" if self._embedder is not None else "not loaded"
+        return (f"<Index {self.path} model={meta.model_source} ({meta.model_id}, dim {meta.dim}, {loaded}) "
+                f"clips={self._settings.clip_s:g}s views={','.join(self._settings.views)}>")
+
     @property
     def exists(self) -> bool:
+        """Whether the index has been created on disk (False for a new one before its first `add`)."""
         return self._store is not None
 
     @property
     def store(self) -> Store:
+        """The storage layer (LanceDB tables and the ANN index); raises if there is none yet."""
+        self._check_open()
         if self._store is None:
             raise IndexNotFoundError(
                 f"no avsearch index at {self.path} yet; add files first: `avsearch index FOLDER --index {self.path}`"
@@ -87,10 +114,16 @@ class Index:
 
     @property
     def settings(self) -> IndexSettings:
+        """How clips are cut and decoded (fixed when the index is created)."""
         return self._settings
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError(f"this Index ({self.path}) is closed; open it again with Index.open()")
 
     def embedder(self):
         """The model, loaded on first use (status, remove and failures never load it)."""
+        self._check_open()
         if self._embedder is None:
             from avsearch.models import load_embedder
 
@@ -227,8 +260,10 @@ class Index:
                min_score: Optional[float] = None, rerank_top: int = 20, **filters) -> list[Hit]:
         """Search the index. `query` is text (str), a media file (Path, read as `view`, default
         its richest view), a vector of the index's model (numpy array: no model is loaded) or a
-        Query. Filters: path_prefix, path_glob, min_duration_s,
-        max_duration_s, indexed_after, start_s/end_s (range of the query media)."""
+        Query. A str is always text: for a media file given as a string use
+        `Query.media(path, view=..., start=..., end=...)`. k: how many hits (at least 1).
+        Filters: path_prefix, path_glob, min_duration_s, max_duration_s, indexed_after,
+        start_s/end_s (range of the query media)."""
         return self.search_detailed(query, k, view=view, target_views=target_views, instruction=instruction,
                                     merge_adjacent=merge_adjacent, per_file=per_file, min_score=min_score,
                                     rerank_top=rerank_top, **filters).hits
@@ -236,6 +271,9 @@ class Index:
     def search_detailed(self, query, k: int = 10, *, view=None, target_views=None, instruction=None,
                         merge_adjacent: bool = True, per_file=None, min_score=None, rerank_top: int = 20,
                         **filters):
+        """`search`, returning the retriever's SearchResult: `hits`, plus `candidates` (how many
+        the ANN search found before filters and `min_score`) and `rerank` (what an `instruction`
+        re-embedded and took from the cache, or None). Same arguments as `search`."""
         from avsearch.retriever import SearchOptions, search
 
         preflight.check_at_least_one("k", k)
