@@ -16,7 +16,7 @@ from avsearch.locations import resolve_index_path
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 
-INDEX_HELP = "Index directory [default: $AVSEARCH_INDEX or ./avsearch-index]."
+INDEX_HELP = "Index directory. Default: $AVSEARCH_INDEX or ./avsearch-index."
 IndexOption = typer.Option(None, "--index", "-i", help=INDEX_HELP, envvar="AVSEARCH_INDEX", show_default=False)
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
 
 import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
@@ -15,6 +16,7 @@ from avsearch import preflight
 from avsearch.locations import resolve_index_path
 from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, check_choice
 from avsearch.cli.common import IndexOption, console, err_console, fail, short_path
+from avsearch.cli.manage_cmd import reason_without_path
 
 if TYPE_CHECKING:
     from avsearch.index import Index
@@ -34,7 +36,7 @@ def index(
         help="Model: 'tiny' (offline test model), a checkpoint directory, or a Hugging Face id. "
              "Default: the index's own model; for a new index tsinghua-ee/WAVE-7B.",
     ),
-    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu [default: cuda if present]."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu. Default: cuda if present."),
     clip_s: float = typer.Option(10.0, "--clip-seconds", help="Clip length for a NEW index."),
     fps: float = typer.Option(2.0, "--fps", help="Frames sampled per second for a NEW index."),
     views: str = typer.Option("av,video,audio", "--views", help="Views embedded per clip, for a NEW index."),
@@ -163,10 +165,10 @@ def _print_report(report, idx: Index) -> None:
     console.print(table)
     if report.failed:
         fails = Table(title="Failed files (recorded; see `avsearch failures`)")
-        fails.add_column("file")
-        fails.add_column("reason")
+        fails.add_column("file", overflow="fold", ratio=2)
+        fails.add_column("reason", ratio=3)
         for path, reason in report.failed[:20]:
-            fails.add_row(short_path(path), reason)
+            fails.add_row(escape(short_path(path)), escape(reason_without_path(reason, path)))
         if len(report.failed) > 20:
             fails.add_row(f"… {len(report.failed) - 20} more", "")
         console.print(fails)

@@ -117,12 +117,18 @@ def failures(index_dir: Optional[Path] = IndexOption,
     failed = sum(r["status"] == "failed" for r in rows)
     partly = len(rows) - failed
     t = Table(title=f"{failed} failed files" + (f", {partly} partly indexed" if partly else ""))
-    t.add_column("file")
-    t.add_column("status")
-    t.add_column("reason")
+    t.add_column("file", overflow="fold", ratio=2)
+    t.add_column("status", no_wrap=True)
+    t.add_column("reason", ratio=3)
     for r in rows:
-        t.add_row(short_path(r["path"]), r["status"], r["error"] or "")
+        t.add_row(escape(short_path(r["path"])), r["status"], escape(reason_without_path(r["error"] or "", r["path"])))
     console.print(t)
+
+
+def reason_without_path(reason: str, path: str) -> str:
+    """The reason a file failed, without the file's own path (the table's first column names it):
+    repeating a long absolute path in every row pushed both columns off an 80-column terminal."""
+    return reason.replace(f"{path}: ", "").replace(path, "the file").strip()
 
 
 def remove(paths: List[Path] = typer.Argument(..., help="Files or folders to forget.", show_default=False),

@@ -52,8 +52,8 @@ def query(
     contact_sheet: Optional[Path] = typer.Option(None, "--contact-sheet", help="Write a PNG grid of the hits.", show_default=False),
     export: Optional[Path] = typer.Option(None, "--export", help="Cut each hit's time range into its own file in this folder.", show_default=False),
     index_dir: Optional[Path] = IndexOption,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Must match the index's model [default: the index's model]."),
-    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu [default: cuda if present]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Must match the index's model. Default: the index's model."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu. Default: cuda if present."),
     no_server: bool = typer.Option(False, "--no-server", help="Work in this process even when `avsearch serve` runs for the index."),
 ) -> None:
     """Search the index. Give TEXT, or one of --audio/--video/--av FILE, or --like CLIP_ID.

@@ -19,12 +19,12 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Anything but loopback needs the token."),
     port: int = typer.Option(8765, "--port", help="Port to listen on (0: any free port)."),
     token: Optional[str] = typer.Option(None, "--token", envvar="AVSEARCH_TOKEN",
-                                        help="The token every request must carry [default: a random one, printed].", show_default=False),
+                                        help="The token every request must carry. Default: a random one, printed.", show_default=False),
     no_token: bool = typer.Option(False, "--no-token", help="Ask no token (loopback hosts only)."),
     root: list[Path] = typer.Option([], "--root", help="A folder the page and POST /api/jobs may index under (repeatable).", show_default=False),
     max_upload_mb: float = typer.Option(200, "--max-upload-mb", help="Largest query upload, in MB (larger: HTTP 413)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Must match the index's model [default: the index's model]."),
-    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu [default: cuda if present]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Must match the index's model. Default: the index's model."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu. Default: cuda if present."),
 ) -> None:
     """Serve the index: a web page to search and play hits, a JSON API (docs at /docs), indexing
     jobs; `avsearch query` uses it while it runs.
