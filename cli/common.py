@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from avsearch import preflight
 from avsearch.locations import resolve_index_path
@@ -18,6 +19,31 @@ err_console = Console(stderr=True)
 
 INDEX_HELP = "Index directory. Default: $AVSEARCH_INDEX or ./avsearch-index."
 IndexOption = typer.Option(None, "--index", "-i", help=INDEX_HELP, envvar="AVSEARCH_INDEX", show_default=False)
+
+
+class HelpCommand(TyperCommand):
+    """A command whose --help names values the way people write them (PATHS..., FILE, N) instead
+    of Typer's type labels (<list[Path]>, <bool>): every command is registered with `cls=HelpCommand`.
+    It only fills in `metavar` (Typer's public way to name a value) where the option gave none."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if param.metavar is None:
+                param.metavar = _plain_metavar(param, ctx)
+        return params
+
+
+_TYPE_NAMES = {"str": "TEXT", "int": "N", "float": "NUMBER", "path": "PATH", "int range": "N", "float range": "NUMBER"}
+
+
+def _plain_metavar(param, ctx) -> str:
+    if getattr(param, "is_flag", False):
+        return ""  # a switch takes no value: nothing to name
+    if param.param_type_name == "argument":
+        return param.name.upper() + ("..." if param.nargs != 1 else "")
+    label = param.display_type(ctx).strip("<>")
+    return _TYPE_NAMES.get(label, label.upper())
 
 
 class State:

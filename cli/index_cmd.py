@@ -15,7 +15,7 @@ import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and u
 from avsearch import preflight
 from avsearch.locations import resolve_index_path
 from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, check_choice
-from avsearch.cli.common import IndexOption, console, err_console, fail, short_path
+from avsearch.cli.common import HelpCommand, IndexOption, console, err_console, fail, short_path
 from avsearch.cli.manage_cmd import reason_without_path
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("index")(index)
+    app.command("index", cls=HelpCommand)(index)
 
 
 def index(

@@ -10,17 +10,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from avsearch.cli.common import IndexOption, console, err_console, open_index, short_path
+from avsearch.cli.common import HelpCommand, IndexOption, console, err_console, open_index, short_path
 
 
 def register(app: typer.Typer) -> None:
-    app.command("status")(status)
-    app.command("failures")(failures)
-    app.command("remove")(remove)
-    app.command("reindex")(reindex)
-    app.command("doctor")(doctor)
-    app.command("relocate")(relocate)
-    app.command("sample-media")(sample_media)
+    app.command("status", cls=HelpCommand)(status)
+    app.command("failures", cls=HelpCommand)(failures)
+    app.command("remove", cls=HelpCommand)(remove)
+    app.command("reindex", cls=HelpCommand)(reindex)
+    app.command("doctor", cls=HelpCommand)(doctor)
+    app.command("relocate", cls=HelpCommand)(relocate)
+    app.command("sample-media", cls=HelpCommand)(sample_media)
 
 
 def status(index_dir: Optional[Path] = IndexOption,

@@ -10,13 +10,13 @@ import typer
 from rich.table import Table
 
 from avsearch import preflight
-from avsearch.cli.common import IndexOption, console
+from avsearch.cli.common import HelpCommand, IndexOption, console
 from avsearch.locations import resolve_index_path
 
 app = typer.Typer(help="Inspect the configured model, or make a tiny offline one.", no_args_is_help=True)
 
 
-@app.command("make-tiny")
+@app.command("make-tiny", cls=HelpCommand)
 def make_tiny(directory: Path = typer.Argument(..., help="Where to write the checkpoint."),
               seed: int = typer.Option(0, "--seed", help="Seed of the random weights.")) -> None:
     """Write a tiny random WAVE-architecture checkpoint (no download), for offline smoke runs.
@@ -31,7 +31,7 @@ def make_tiny(directory: Path = typer.Argument(..., help="Where to write the che
     console.print(f"wrote a tiny WAVE checkpoint to {path}")
 
 
-@app.command("info")
+@app.command("info", cls=HelpCommand)
 def info(model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec to describe. Default: the index's model, else WAVE-7B."),
          index_dir: Optional[Path] = IndexOption,
          as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:

@@ -15,12 +15,12 @@ from avsearch.errors import AvsearchError, QueryError
 from avsearch import preflight
 from avsearch.locations import resolve_index_path
 from avsearch.types import Query, View
-from avsearch.cli.common import IndexOption, console, err_console, hms, open_index, short_path
+from avsearch.cli.common import HelpCommand, IndexOption, console, err_console, hms, open_index, short_path
 from avsearch.cli.prompt import PromptSession
 
 
 def register(app: typer.Typer) -> None:
-    app.command("query")(query)
+    app.command("query", cls=HelpCommand)(query)
 
 
 def query(

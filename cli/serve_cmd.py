@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from avsearch.cli.common import IndexOption, err_console
+from avsearch.cli.common import HelpCommand, IndexOption, err_console
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
+    app.command("serve", cls=HelpCommand)(serve)
 
 
 def serve(

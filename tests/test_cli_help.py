@@ -46,6 +46,10 @@ def test_help_keeps_every_word_and_shows_an_example():
         # Rich read "[default: ...]" as markup and dropped it, leaving "directory ." behind.
         assert not re.search(r"\w \.(\s|$)", text), (cmd, re.search(r".{30}\w \.(\s|$)", text))
         assert "Example" in text, cmd
+        # Options name their values (PATH, N, TEXT) or, for switches, nothing: no Typer type labels.
+        options = text[text.index("Options"):]
+        assert not re.findall(r"<[a-z\[\]A-Z ]+>", options), (cmd, re.findall(r"<[a-z\[\]A-Z ]+>", options))
+    assert "--top -k N [x>=1] Number of hits." in helps["query"]
 
 
 def test_failure_reasons_leave_the_path_to_the_file_column():
