@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from avsearch.cli.common import HelpCommand, IndexOption, err_console
+from avsearch.cli.common import HelpCommand, IndexOption, err_console, open_index
 
 
 def register(app: typer.Typer) -> None:
@@ -35,13 +35,18 @@ def serve(
 
       avsearch serve --root ~/Videos --port 9000       (the page may index folders under ~/Videos)
     """
-    import avsearch
+    from avsearch import preflight
+    from avsearch.locations import resolve_index_path
+
+    # No index, or a --model it was not built with: say so before the service's imports and the model.
+    preflight.require_index(resolve_index_path(index_dir))
+    preflight.check_model_spec(resolve_index_path(index_dir), model)
     from avsearch.server.config import ServeConfig
     from avsearch.server.runner import Service
 
     config = ServeConfig.make(host=host, port=port, token=token, no_token=no_token,
                               max_upload_mb=max_upload_mb, roots=root)
-    idx = avsearch.Index.open(index_dir, model=model, device=device)
+    idx = open_index(index_dir, model=model, device=device)
     err_console.print(f"loading the model and the index at {idx.path} ...")
     service = Service(idx, config, log_level="warning")
 

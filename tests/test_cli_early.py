@@ -65,6 +65,8 @@ def test_mistakes_answer_before_any_heavy_import(tmp_path):
         (["query", "x", *i, "--min-duration", "9", "--max-duration", "3"], 8, "no file can match"),
         (["status", "--index", str(tmp_path / "none")], 2, "no avsearch index"),
         (["failures", "--index", str(tmp_path / "none")], 2, "no avsearch index"),
+        (["serve", "--index", str(tmp_path / "none")], 2, "no avsearch index"),
+        (["serve", *i, "--model", "tsinghua-ee/WAVE-7B"], 4, "drop --model"),
     ]
     out = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps([c[0] for c in cases])],
                          capture_output=True, text=True, timeout=120, env=None)
