@@ -73,3 +73,16 @@ def test_model_info_says_yes_or_no_and_where_from():
     assert shown_fact("present", True, present) == "yes (from /ckpt)"
     assert shown_fact("present", False, present) == "no"
     assert shown_fact("tokenizer", True, present) == "yes"
+
+
+def test_failures_table_fits_80_columns_with_the_path_once(indexed):
+    index, library, _ = indexed
+    out = subprocess.run([sys.executable, "-m", "avsearch.cli.app", "failures", "--index", str(index.path)],
+                         capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    text = "".join(line.split("│")[1] if line.count("│") > 2 else "" for line in lines)  # the file column
+    reasons = " ".join(line.split("│")[3] for line in lines if line.count("│") > 3)
+    assert "corrupt.mp4" in text.replace(" ", "")  # the file is named once, in its column
+    assert "corrupt.mp4" not in reasons and reasons.strip()  # and the reason column holds only the reason
