@@ -2,16 +2,15 @@
 
 Example::
 
-    from avsearch import Index
+    from avsearch import Index, Query
 
-    index = Index.open("./avsearch-index", model="tiny", create=True)
-    report = index.add(["~/Videos"])             # incremental: re-runs only do new work
-    for hit in index.search("a dog barking", k=5):
-        print(hit.path, hit.start_s, hit.end_s, hit.view.value, hit.score)
-    for hit in index.search(Path("query.wav")):  # a Path is a media query
-        ...
-    v = index.embed_text("a dog barking")        # cache it: searching by vector loads no model
-    hits = index.search(Query.from_vector(v, path_prefix="~/Videos/2024"), k=5)
+    with Index.open("./avsearch-index", model="tiny", create=True) as index:  # close() frees the model
+        report = index.add(["~/Videos"])             # incremental: re-runs only do new work
+        for hit in index.search("a dog barking", k=5):  # a str is always text
+            print(hit.path, hit.start_s, hit.end_s, hit.view.value, hit.score)
+        hits = index.search(Query.media("query.wav", view="audio", start=2, end=6))  # a media query
+        v = index.embed_text("a dog barking")        # cache it: searching by vector loads no model
+        hits = index.search(Query.from_vector(v, path_prefix="~/Videos/2024"), k=5)
 
 This module is the one bridge from the core to the indexer and retriever packages; they are
 imported inside the methods, so the core modules (media, models, store) never depend on them.
