@@ -144,6 +144,7 @@ class Index:
         """What `add` would do (new / changed / moved / deleted / unchanged), changing nothing."""
         from avsearch.indexer import plan_run
 
+        self._check_open()
         _, plan = plan_run(self._store, [str(p) for p in paths], prune=prune, retry_failed=retry_failed)
         return plan
 
