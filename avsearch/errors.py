@@ -14,6 +14,16 @@ class AvsearchError(Exception):
     exit_code = 1
 
 
+class UsageError(AvsearchError, ValueError):
+    """A value or combination of arguments that can never work (a bad view, k < 1, a missing path)."""
+
+    exit_code = 2
+
+
+class PathNotFoundError(AvsearchError, FileNotFoundError):
+    """A file or folder named to index does not exist."""
+
+
 class IndexNotFoundError(AvsearchError, FileNotFoundError):
     exit_code = 2
 

@@ -2,16 +2,15 @@
 
 Example::
 
-    from avsearch import Index
+    from avsearch import Index, Query
 
-    index = Index.open("./avsearch-index", model="tiny", create=True)
-    report = index.add(["~/Videos"])             # incremental: re-runs only do new work
-    for hit in index.search("a dog barking", k=5):
-        print(hit.path, hit.start_s, hit.end_s, hit.view.value, hit.score)
-    for hit in index.search(Path("query.wav")):  # a Path is a media query
-        ...
-    v = index.embed_text("a dog barking")        # cache it: searching by vector loads no model
-    hits = index.search(Query.from_vector(v, path_prefix="~/Videos/2024"), k=5)
+    with Index.open("./avsearch-index", model="tiny", create=True) as index:  # close() frees the model
+        report = index.add(["~/Videos"])             # incremental: re-runs only do new work
+        for hit in index.search("a dog barking", k=5):  # a str is always text
+            print(hit.path, hit.start_s, hit.end_s, hit.view.value, hit.score)
+        hits = index.search(Query.media("query.wav", view="audio", start=2, end=6))  # a media query
+        v = index.embed_text("a dog barking")        # cache it: searching by vector loads no model
+        hits = index.search(Query.from_vector(v, path_prefix="~/Videos/2024"), k=5)
 
 This module is the one bridge from the core to the indexer and retriever packages; they are
 imported inside the methods, so the core modules (media, models, store) never depend on them.
@@ -27,7 +26,8 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from avsearch.errors import AvsearchError, IndexDamagedError, IndexNotFoundError
+from avsearch import preflight
+from avsearch.errors import AvsearchError, IndexDamagedError, IndexNotFoundError, UsageError
 from avsearch.locations import DEFAULT_INDEX, resolve_index_path
 from avsearch.store import AnnConfig, IndexMeta, IndexSettings, Store
 from avsearch.types import Hit, Query, View
@@ -46,6 +46,7 @@ class Index:
         self._settings = settings or IndexSettings()
         self._ann_config = ann_config
         self._embedder = None
+        self._closed = False
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -62,8 +63,9 @@ class Index:
         settings: clip length, frame rate, views — used when the index is created.
         """
         path = resolve_index_path(path)
-        Store.check_location(path)  # now, not after loading a model for a path that cannot be an index
+        preflight.check_location(path)  # now, not after loading a model for a path that cannot be an index
         if Store.exists(path):
+            preflight.check_model_spec(path, model)  # a mismatch the names prove: before any download
             store = Store.open(path, ann_config=ann_config)
             return cls(path, store, model=model, device=device, settings=store.meta.settings,
                        ann_config=ann_config)
@@ -71,12 +73,38 @@ class Index:
             Store.open(path)  # raises IndexNotFoundError with the fix in its message
         return cls(path, None, model=model, device=device, settings=settings, ann_config=ann_config)
 
+    def close(self) -> None:
+        """Let go of the model (its memory is freed once nothing else holds it) and the store.
+        The Index cannot be used afterwards; closing twice is harmless."""
+        self._embedder = None
+        self._store = None
+        self._closed = True
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return f"<Index {self.path} (closed)>"
+        if self._store is None:
+            return f"<Index {self.path} (not created yet; model {self._model_spec or 'default'})>"
+        meta = self._store.meta
+        loaded = "loaded" if self._embedder is not None else "not loaded"
+        return (f"<Index {self.path} model={meta.model_source} ({meta.model_id}, dim {meta.dim}, {loaded}) "
+                f"clips={self._settings.clip_s:g}s views={','.join(self._settings.views)}>")
+
     @property
     def exists(self) -> bool:
+        """Whether the index has been created on disk (False for a new one before its first `add`)."""
         return self._store is not None
 
     @property
     def store(self) -> Store:
+        """The storage layer (LanceDB tables and the ANN index); raises if there is none yet."""
+        self._check_open()
         if self._store is None:
             raise IndexNotFoundError(
                 f"no avsearch index at {self.path} yet; add files first: `avsearch index FOLDER --index {self.path}`"
@@ -85,10 +113,16 @@ class Index:
 
     @property
     def settings(self) -> IndexSettings:
+        """How clips are cut and decoded (fixed when the index is created)."""
         return self._settings
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError(f"this Index ({self.path}) is closed; open it again with Index.open()")
 
     def embedder(self):
         """The model, loaded on first use (status, remove and failures never load it)."""
+        self._check_open()
         if self._embedder is None:
             from avsearch.models import load_embedder
 
@@ -110,6 +144,7 @@ class Index:
         """What `add` would do (new / changed / moved / deleted / unchanged), changing nothing."""
         from avsearch.indexer import plan_run
 
+        self._check_open()
         _, plan = plan_run(self._store, [str(p) for p in paths], prune=prune, retry_failed=retry_failed)
         return plan
 
@@ -125,7 +160,7 @@ class Index:
         from avsearch.indexer import PipelineOptions, run_index
 
         paths = [str(p) for p in paths]
-        _check_paths_exist(paths)  # before the model loads or the index directory is made
+        preflight.check_paths_exist(paths)  # before the model loads or the index directory is made
         if self._store is None:
             embedder = self.embedder()
             self.path.mkdir(parents=True, exist_ok=True)
@@ -224,8 +259,10 @@ class Index:
                min_score: Optional[float] = None, rerank_top: int = 20, **filters) -> list[Hit]:
         """Search the index. `query` is text (str), a media file (Path, read as `view`, default
         its richest view), a vector of the index's model (numpy array: no model is loaded) or a
-        Query. Filters: path_prefix, path_glob, min_duration_s,
-        max_duration_s, indexed_after, start_s/end_s (range of the query media)."""
+        Query. A str is always text: for a media file given as a string use
+        `Query.media(path, view=..., start=..., end=...)`. k: how many hits (at least 1).
+        Filters: path_prefix, path_glob, min_duration_s, max_duration_s, indexed_after,
+        start_s/end_s (range of the query media)."""
         return self.search_detailed(query, k, view=view, target_views=target_views, instruction=instruction,
                                     merge_adjacent=merge_adjacent, per_file=per_file, min_score=min_score,
                                     rerank_top=rerank_top, **filters).hits
@@ -233,8 +270,13 @@ class Index:
     def search_detailed(self, query, k: int = 10, *, view=None, target_views=None, instruction=None,
                         merge_adjacent: bool = True, per_file=None, min_score=None, rerank_top: int = 20,
                         **filters):
+        """`search`, returning the retriever's SearchResult: `hits`, plus `candidates` (how many
+        the ANN search found before filters and `min_score`) and `rerank` (what an `instruction`
+        re-embedded and took from the cache, or None). Same arguments as `search`."""
         from avsearch.retriever import SearchOptions, search
 
+        preflight.check_at_least_one("k", k)
+        preflight.check_at_least_one("per_file", per_file)
         q = self._as_query(query, view=view, target_views=target_views, instruction=instruction, **filters)
         options = SearchOptions(k=k, merge_adjacent=merge_adjacent, per_file=per_file,
                                 min_score=min_score, rerank_top=rerank_top)
@@ -306,13 +348,6 @@ def _folder(path: str | Path) -> str:
 
 def _is_under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _check_paths_exist(paths: Sequence[str]) -> None:
-    missing = [p for p in paths if not os.path.lexists(os.path.expanduser(p))]
-    if missing:
-        verb = "does not exist" if len(missing) == 1 else "do not exist"
-        raise AvsearchError(f"{', '.join(missing)} {verb}; check the path (nothing was changed in the index)")
 
 
 __all__ = ["Index", "resolve_index_path", "DEFAULT_INDEX", "AvsearchError"]

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from avsearch.errors import QueryError
+from avsearch.errors import QueryError, UsageError
 
 SAMPLE_RATE = 16_000
 """Every decoded audio payload is mono float32 at this rate (WAVE's Whisper and BEATs both want it)."""
@@ -31,7 +31,7 @@ an index stores its choice (IndexSettings.resize)."""
 def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     """Refuse a setting outside its choices with a message naming both (the CLI prints it as is)."""
     if value not in choices:
-        raise ValueError(f"{name} {value!r}: choose one of {', '.join(choices)}")
+        raise UsageError(f"{name} {value!r}: choose one of {', '.join(choices)}")
 
 
 class View(str, Enum):
@@ -49,7 +49,7 @@ class View(str, Enum):
             return cls(str(value).lower())
         except ValueError:
             choices = ", ".join(v.value for v in cls)
-            raise ValueError(f"unknown view {value!r}; choose one of: {choices}") from None
+            raise UsageError(f"unknown view {value!r}; choose one of: {choices}") from None
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,8 @@ class Query:
     def __post_init__(self) -> None:
         given = [x is not None for x in (self.text, self.media, self.clip_id, self.vector)]
         if sum(given) != 1:
-            raise ValueError("a Query needs exactly one of text, media, clip_id or vector")
+            raise QueryError("a Query needs exactly one of text, media, clip_id or vector")
+        self._check_ranges()
         if self.vector is not None:
             self.vector = np.asarray(self.vector, dtype=np.float32)
             if self.vector.ndim != 1 or not np.isfinite(self.vector).all() or not self.vector.any():
@@ -163,12 +164,41 @@ class Query:
         if self.target_views is not None:
             self.target_views = [View.parse(v) for v in self.target_views]
 
+    def _check_ranges(self) -> None:
+        """Ranges that can select nothing are refused here, before any model loads."""
+        if (self.start_s is not None or self.end_s is not None) and self.media is None:
+            raise QueryError("start_s/end_s (--start/--end) pick a range of a query file; give one "
+                             "(--audio/--video/--av FILE) or drop them")
+        if self.start_s is not None and self.start_s < 0:
+            raise QueryError(f"the query range starts at {self.start_s:g} s; give a start of 0 or more")
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise QueryError(f"the query range {self.start_s:g}-{self.end_s:g} s is empty; give an end after the start")
+        if self.end_s is not None and self.end_s <= 0:
+            raise QueryError(f"the query range ends at {self.end_s:g} s; give an end after 0")
+        if (self.min_duration_s is not None and self.max_duration_s is not None
+                and self.min_duration_s > self.max_duration_s):
+            raise QueryError(f"min_duration_s {self.min_duration_s:g} is above max_duration_s "
+                             f"{self.max_duration_s:g}: no file can match; swap or drop one")
 
     @classmethod
     def from_vector(cls, vector: np.ndarray, **fields) -> "Query":
         """A query by an embedding of the index's model, with any other Query field (filters,
         target_views, instruction): `Index.search(Query.from_vector(v, path_prefix="/films"))`."""
         return cls(vector=vector, **fields)
+
+
+def _media_query(cls, path: str | Path, *, view: "Optional[str | View]" = None, start: Optional[float] = None,
+                 end: Optional[float] = None, **fields) -> Query:
+    """A query by a media file, read as `view` (default: the richest view the file has),
+    optionally only [start, end) seconds of it, with any other Query field (filters,
+    instruction). Use it rather than a bare string, which `Index.search` reads as text:
+    `index.search(Query.media("bark.wav", view="audio", start=2, end=6))`."""
+    return cls(media=Path(path), view=view, start_s=start, end_s=end, **fields)
+
+
+# Attached after the dataclass is made, because `media` is also a field: on an instance the
+# field's value (set in __init__) wins, so `q.media` is the path and `Query.media(...)` builds one.
+Query.media = classmethod(_media_query)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,15 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
 
 import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
-from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES
-from avsearch.cli.common import IndexOption, console, err_console, fail, short_path
+from avsearch import preflight
+from avsearch.locations import resolve_index_path
+from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, check_choice
+from avsearch.cli.common import HelpCommand, IndexOption, console, err_console, fail, short_path
+from avsearch.cli.manage_cmd import reason_without_path
 
 if TYPE_CHECKING:
     from avsearch.index import Index
@@ -20,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("index")(index)
+    app.command("index", cls=HelpCommand)(index)
 
 
 def index(
@@ -32,7 +36,7 @@ def index(
         help="Model: 'tiny' (offline test model), a checkpoint directory, or a Hugging Face id. "
              "Default: the index's own model; for a new index tsinghua-ee/WAVE-7B.",
     ),
-    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu [default: cuda if present]."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu. Default: cuda if present."),
     clip_s: float = typer.Option(10.0, "--clip-seconds", help="Clip length for a NEW index."),
     fps: float = typer.Option(2.0, "--fps", help="Frames sampled per second for a NEW index."),
     views: str = typer.Option("av,video,audio", "--views", help="Views embedded per clip, for a NEW index."),
@@ -66,14 +70,24 @@ def index(
 
     Example:  avsearch index ~/Videos /mnt/archive/tapes --model tiny
     """
-    from avsearch.store import IndexSettings  # LanceDB with it: loaded only once a command runs
+    # Everything that needs no model or LanceDB is checked first, so a mistake answers at once.
+    index_path = resolve_index_path(index_dir)
+    preflight.check_paths_exist(paths)
+    preflight.check_location(index_path)
+    preflight.check_model_spec(index_path, model)
+    try:
+        check_choice("frames", frames, FRAME_CHOICES)
+        check_choice("resize", resize, RESIZE_CHOICES)
+    except ValueError as err:
+        raise fail(f"--{err}", 2) from None
+    from avsearch.store import IndexSettings  # LanceDB with it: loaded only once the checks pass
 
     try:
         settings = IndexSettings(clip_s=clip_s, fps=fps, views=tuple(v.strip() for v in views.split(",") if v.strip()),
                                  frames=frames, resize=resize)
     except ValueError as err:
         raise fail(f"--{err}", 2) from None
-    idx = avsearch.Index.open(index_dir, model=model, device=device, create=True, settings=settings)
+    idx = avsearch.Index.open(index_path, model=model, device=device, create=True, settings=settings)
     _warn_ignored_settings(ctx, settings, idx.settings)
     if dry_run:
         _print_plan(idx.plan(paths, prune=prune, retry_failed=retry_failed), as_json)
@@ -151,10 +165,10 @@ def _print_report(report, idx: Index) -> None:
     console.print(table)
     if report.failed:
         fails = Table(title="Failed files (recorded; see `avsearch failures`)")
-        fails.add_column("file")
-        fails.add_column("reason")
+        fails.add_column("file", overflow="fold", ratio=2)
+        fails.add_column("reason", ratio=3)
         for path, reason in report.failed[:20]:
-            fails.add_row(short_path(path), reason)
+            fails.add_row(escape(short_path(path)), escape(reason_without_path(reason, path)))
         if len(report.failed) > 20:
             fails.add_row(f"… {len(report.failed) - 20} more", "")
         console.print(fails)

@@ -10,18 +10,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
-from avsearch.cli.common import IndexOption, console, err_console, short_path
+from avsearch.cli.common import HelpCommand, IndexOption, console, err_console, open_index, short_path
 
 
 def register(app: typer.Typer) -> None:
-    app.command("status")(status)
-    app.command("failures")(failures)
-    app.command("remove")(remove)
-    app.command("reindex")(reindex)
-    app.command("doctor")(doctor)
-    app.command("relocate")(relocate)
-    app.command("sample-media")(sample_media)
+    app.command("status", cls=HelpCommand)(status)
+    app.command("failures", cls=HelpCommand)(failures)
+    app.command("remove", cls=HelpCommand)(remove)
+    app.command("reindex", cls=HelpCommand)(reindex)
+    app.command("doctor", cls=HelpCommand)(doctor)
+    app.command("relocate", cls=HelpCommand)(relocate)
+    app.command("sample-media", cls=HelpCommand)(sample_media)
 
 
 def status(index_dir: Optional[Path] = IndexOption,
@@ -30,7 +29,7 @@ def status(index_dir: Optional[Path] = IndexOption,
 
     Example:  avsearch status --index /mnt/archive/avsearch-index
     """
-    stats = avsearch.Index.open(index_dir).stats()
+    stats = open_index(index_dir).stats()
     if as_json:
         console.print_json(json.dumps(stats))
         return
@@ -81,7 +80,7 @@ def doctor(index_dir: Optional[Path] = IndexOption,
 
     Example:  avsearch doctor --repair --index ./avsearch-index
     """
-    report = avsearch.Index.open(index_dir).doctor(repair=repair)
+    report = open_index(index_dir).doctor(repair=repair)
     if as_json:
         console.print_json(json.dumps(report.as_dict()))
     else:
@@ -107,7 +106,7 @@ def failures(index_dir: Optional[Path] = IndexOption,
 
     Example:  avsearch failures --json | jq -r .path
     """
-    rows = avsearch.Index.open(index_dir).failures()
+    rows = open_index(index_dir).failures()
     if as_json:
         for r in rows:
             print(json.dumps(r, ensure_ascii=False))
@@ -118,12 +117,18 @@ def failures(index_dir: Optional[Path] = IndexOption,
     failed = sum(r["status"] == "failed" for r in rows)
     partly = len(rows) - failed
     t = Table(title=f"{failed} failed files" + (f", {partly} partly indexed" if partly else ""))
-    t.add_column("file")
-    t.add_column("status")
-    t.add_column("reason")
+    t.add_column("file", overflow="fold", ratio=2)
+    t.add_column("status", no_wrap=True)
+    t.add_column("reason", ratio=3)
     for r in rows:
-        t.add_row(short_path(r["path"]), r["status"], r["error"] or "")
+        t.add_row(escape(short_path(r["path"])), r["status"], escape(reason_without_path(r["error"] or "", r["path"])))
     console.print(t)
+
+
+def reason_without_path(reason: str, path: str) -> str:
+    """The reason a file failed, without the file's own path (the table's first column names it):
+    repeating a long absolute path in every row pushed both columns off an 80-column terminal."""
+    return reason.replace(f"{path}: ", "").replace(path, "the file").strip()
 
 
 def remove(paths: List[Path] = typer.Argument(..., help="Files or folders to forget.", show_default=False),
@@ -132,7 +137,7 @@ def remove(paths: List[Path] = typer.Argument(..., help="Files or folders to for
 
     Example:  avsearch remove ~/Videos/old-tapes
     """
-    n = avsearch.Index.open(index_dir).remove(paths)
+    n = open_index(index_dir).remove(paths)
     console.print(f"removed {n} file{'s' if n != 1 else ''} from the index")
 
 
@@ -141,7 +146,7 @@ def reindex(index_dir: Optional[Path] = IndexOption) -> None:
 
     Example:  avsearch reindex --index ./avsearch-index
     """
-    state = avsearch.Index.open(index_dir).reindex()
+    state = open_index(index_dir).reindex()
     console.print(f"ANN index rebuilt: {state['kind']}, {state['vectors']} vectors")
 
 
@@ -157,7 +162,7 @@ def relocate(old_prefix: Path = typer.Argument(..., help="The folder the files w
 
     Example:  avsearch relocate /media/old-disk/tapes /mnt/archive/tapes
     """
-    done = avsearch.Index.open(index_dir).relocate(old_prefix, new_prefix, verify=verify)
+    done = open_index(index_dir).relocate(old_prefix, new_prefix, verify=verify)
     console.print(f"relocated {done['files']} file{'s' if done['files'] != 1 else ''} to {short_path(str(new_prefix))} "
                   f"({len(done['verified'])} checked by content)")
 

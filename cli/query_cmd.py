@@ -12,15 +12,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from avsearch.errors import AvsearchError, QueryError
-import avsearch  # avsearch.Index loads LanceDB/FAISS on first use: --help and usage errors stay instant
+from avsearch import preflight
 from avsearch.locations import resolve_index_path
 from avsearch.types import Query, View
-from avsearch.cli.common import IndexOption, console, err_console, hms, short_path
+from avsearch.cli.common import HelpCommand, IndexOption, console, err_console, hms, open_index, short_path
 from avsearch.cli.prompt import PromptSession
 
 
 def register(app: typer.Typer) -> None:
-    app.command("query")(query)
+    app.command("query", cls=HelpCommand)(query)
 
 
 def query(
@@ -35,7 +35,7 @@ def query(
     start: Optional[float] = typer.Option(None, "--start", help="Use the query file from this second."),
     end: Optional[float] = typer.Option(None, "--end", help="Use the query file up to this second."),
     view: str = typer.Option("any", "--view", help="Which indexed views to search: av, video, audio or any."),
-    k: int = typer.Option(10, "-k", "--top", help="Number of hits."),
+    k: int = typer.Option(10, "-k", "--top", min=1, help="Number of hits."),
     instruction: Optional[str] = typer.Option(
         None, "--instruction", help="Re-rank the top candidates by re-embedding them with this instruction in the prompt."),
     rerank_top: int = typer.Option(20, "--rerank-top", help="How many candidates --instruction re-embeds."),
@@ -44,7 +44,7 @@ def query(
     min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Only files at least this many seconds long."),
     max_duration: Optional[float] = typer.Option(None, "--max-duration", help="Only files at most this many seconds long."),
     indexed_after: Optional[str] = typer.Option(None, "--indexed-after", help="Only clips indexed after this date (YYYY-MM-DD[THH:MM])."),
-    per_file: Optional[int] = typer.Option(None, "--per-file", help="At most this many hits per file."),
+    per_file: Optional[int] = typer.Option(None, "--per-file", min=1, help="At most this many hits per file."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Drop hits scoring below this."),
     merge: bool = typer.Option(True, "--merge/--no-merge", help="Merge adjacent clips of a file into one hit."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per hit (for jq and scripts)."),
@@ -52,8 +52,8 @@ def query(
     contact_sheet: Optional[Path] = typer.Option(None, "--contact-sheet", help="Write a PNG grid of the hits.", show_default=False),
     export: Optional[Path] = typer.Option(None, "--export", help="Cut each hit's time range into its own file in this folder.", show_default=False),
     index_dir: Optional[Path] = IndexOption,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Must match the index's model [default: the index's model]."),
-    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu [default: cuda if present]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Must match the index's model. Default: the index's model."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu. Default: cuda if present."),
     no_server: bool = typer.Option(False, "--no-server", help="Work in this process even when `avsearch serve` runs for the index."),
 ) -> None:
     """Search the index. Give TEXT, or one of --audio/--video/--av FILE, or --like CLIP_ID.
@@ -72,6 +72,15 @@ def query(
     if len(sources) != 1:
         raise QueryError("give exactly one query: TEXT, --audio FILE, --video FILE, --av FILE or --like CLIP_ID")
     target = None if view == "any" else [View.parse(view)]
+    # Everything that needs no model or LanceDB is checked first, so a mistake answers at once.
+    index_path = resolve_index_path(index_dir)
+    preflight.require_index(index_path)
+    preflight.check_model_spec(index_path, model)
+    media_file = next((p for p in (audio, video, av) if p is not None), None)
+    if media_file is not None and not media_file.exists():
+        raise QueryError(f"cannot read the query file: {media_file} does not exist; check the path")
+    if (start is not None or end is not None) and media_file is None:
+        raise QueryError("--start/--end pick a range of a query file; give --audio/--video/--av FILE or drop them")
     fields = dict(
         instruction=instruction, target_views=target, path_prefix=path_prefix, path_glob=glob,
         min_duration_s=min_duration, max_duration_s=max_duration,
@@ -81,7 +90,7 @@ def query(
     if text == "-":
         if thumbs or contact_sheet or export:
             raise QueryError("--thumbs, --contact-sheet and --export take one query; give it as TEXT instead of '-'")
-        idx = avsearch.Index.open(index_dir, model=model, device=device)
+        idx = open_index(index_path, model=model, device=device)
         failed = _query_lines(idx, PromptSession(dict(fields), dict(search_args)), as_json)
         raise typer.Exit(QueryError.exit_code if failed else 0)
     if text is not None:
@@ -97,7 +106,7 @@ def query(
     in_process = no_server or model is not None or device is not None
     result = None if in_process else _search_via_service(resolve_index_path(index_dir), q, search_args)
     if result is None:
-        idx = avsearch.Index.open(index_dir, model=model, device=device)
+        idx = open_index(index_path, model=model, device=device)
         result = idx.search_detailed(q, **search_args)
     hits = result.hits
     if as_json:

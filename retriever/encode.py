@@ -45,7 +45,9 @@ def _given_vector(vector: np.ndarray, dim: int) -> np.ndarray:
 
 
 def _media_vector(query: Query, get_embedder: Callable[[], Embedder], decode: DecodeOptions) -> np.ndarray:
-    path = Path(query.media).expanduser()
+    # Absolute: the shared sandbox child keeps the working directory it started in, which may not
+    # be the caller's now (an application that chdir'd after the first query).
+    path = Path(query.media).expanduser().absolute()
     try:
         media = shared_sandbox().probe(path)  # a file that crashes FFmpeg takes the child down, not us
     except Exception as err:  # whatever reading the file raises, the caller gets a QueryError

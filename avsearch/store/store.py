@@ -24,6 +24,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
+from avsearch import preflight
 from avsearch.errors import IndexNotFoundError, ModelMismatchError
 from avsearch.store.ann import AnnConfig, AnnIndex
 from avsearch.store.faults import kind_of, store_faults
@@ -80,12 +81,7 @@ class Store:
     @staticmethod
     def check_location(directory: Path) -> None:
         """Refuse, before any work, a path that can never hold an index."""
-        directory = Path(directory)
-        if directory.exists() and not directory.is_dir():
-            raise IndexNotFoundError(
-                f"{directory} is a file, not an avsearch index directory; point --index (or "
-                "AVSEARCH_INDEX) at a directory: an existing index, or a new one to create"
-            )
+        preflight.check_location(directory)
 
     @classmethod
     def open(cls, directory: Path, *, ann_config: Optional[AnnConfig] = None) -> "Store":

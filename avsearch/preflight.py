@@ -1,0 +1,91 @@
+"""Checks that need no model, no LanceDB and no torch: run them first, so a mistyped path, index,
+number or model answers at once instead of after a minute of imports and loading.
+
+Everything here reads only the file system and the index's `avsearch.json`; the CLI calls these
+before `Index.open`, and `Index` calls them too, so the library refuses as early.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Optional
+
+from avsearch.errors import IndexNotFoundError, ModelMismatchError, PathNotFoundError, UsageError
+
+META_NAME = "avsearch.json"  # the index's identity card (avsearch.store.meta writes it)
+# Registry names that stand for a hub id: "wave" loads the published checkpoint.
+_ALIASES = {"wave": "tsinghua-ee/WAVE-7B"}
+
+
+def check_location(directory: Path) -> None:
+    """Refuse a path that can never hold an index (a regular file)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise IndexNotFoundError(
+            f"{directory} is a file, not an avsearch index directory; point --index (or "
+            "AVSEARCH_INDEX) at a directory: an existing index, or a new one to create"
+        )
+
+
+def require_index(directory: Path) -> None:
+    """Refuse a directory that holds no index (commands that read one)."""
+    check_location(directory)
+    if not (Path(directory) / META_NAME).is_file():
+        raise IndexNotFoundError(
+            f"no avsearch index at {directory} (no {META_NAME}); create one with "
+            f"`avsearch index FOLDER --index {directory}`, or point --index / AVSEARCH_INDEX at an existing one"
+        )
+
+
+def recorded_model(directory: Path) -> Optional[tuple[str, str]]:
+    """(model_id, model_source) the index was built with, or None (no index, or unreadable: the
+    store reports that one properly when it opens)."""
+    try:
+        data = json.loads((Path(directory) / META_NAME).read_text())
+        return str(data["model_id"]), str(data["model_source"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_model_spec(directory: Path, spec: Optional[str]) -> None:
+    """Refuse `--model spec` for an index built with another model, before anything is downloaded
+    or loaded, where the names alone prove it: both are registry names or hub ids and differ. A
+    local checkpoint directory (on either side) may hold the same weights under another name, so
+    that case is left to the model id check after loading."""
+    if spec is None:
+        return
+    recorded = recorded_model(directory)
+    if recorded is None:
+        return
+    model_id, source = recorded
+    if spec in (model_id, source):
+        return
+    if _is_local(spec) or _is_local(source):
+        return
+    if _ALIASES.get(spec, spec) == _ALIASES.get(source, source):
+        return
+    raise ModelMismatchError(
+        f"the index at {directory} was built with model {source} ({model_id}); --model {spec} is another "
+        "model, and vectors of two models do not share a space: drop --model to use the index's own model, "
+        "or index into another directory with --index"
+    )
+
+
+def _is_local(spec: str) -> bool:
+    return os.path.isdir(os.path.expanduser(spec)) or spec.startswith((".", "/", "~"))
+
+
+def check_paths_exist(paths: Iterable[str | Path]) -> None:
+    """Refuse paths that do not exist (before the model loads or an index directory is made)."""
+    missing = [str(p) for p in paths if not os.path.lexists(os.path.expanduser(str(p)))]
+    if missing:
+        verb = "does not exist" if len(missing) == 1 else "do not exist"
+        raise PathNotFoundError(f"{', '.join(missing)} {verb}; check the path (nothing was changed in the index)")
+
+
+def check_at_least_one(name: str, value: Optional[int]) -> None:
+    """A count such as k must be 1 or more (0 or -1 would search and list nothing)."""
+    if value is not None and value < 1:
+        raise UsageError(f"{name} must be at least 1, not {value}")
