@@ -116,7 +116,7 @@ def failures(index_dir: Optional[Path] = IndexOption,
         return
     failed = sum(r["status"] == "failed" for r in rows)
     partly = len(rows) - failed
-    t = Table(title=f"{failed} failed files" + (f", {partly} partly indexed" if partly else ""))
+    t = Table(title=f"{failed} failed file{'' if failed == 1 else 's'}" + (f", {partly} partly indexed" if partly else ""))
     t.add_column("file", overflow="fold", ratio=2)
     t.add_column("status", no_wrap=True)
     t.add_column("reason", ratio=3)
