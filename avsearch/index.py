@@ -240,7 +240,7 @@ class Index:
         options = SearchOptions(k=k, merge_adjacent=merge_adjacent, per_file=per_file,
                                 min_score=min_score, rerank_top=rerank_top)
         with self.store.reading():  # a writer's version cleanup keeps what this query reads
-            self.store.tables.refresh()  # the version current now, which the cleanup never removes
+            self.store.tables.current_versions()  # the version current now, which the cleanup never removes
             return search(q, self.store, self.embedder, options, self._decode_options())
 
     @staticmethod
