@@ -80,3 +80,24 @@ def test_searches_reopen_nothing_until_another_process_commits_and_then_serve_on
     ids, _ = top()
     assert new not in ids
     assert reader.clip_meta_by_row_ids([new]) == {}
+
+
+def test_the_retriever_over_fetches_only_when_merging_or_capping_per_file(indexed, monkeypatch):
+    index, _, _ = indexed
+    asked = []
+    search = Store.search
+
+    def spy(self, queries, k, **kwargs):
+        asked.append(k)
+        return search(self, queries, k, **kwargs)
+
+    monkeypatch.setattr(Store, "search", spy)
+    v = index.embed_text("x")
+    plain = index.search(v, k=3, merge_adjacent=False)
+    assert asked == [3]  # nothing after the ANN search drops hits: k candidates are enough
+    index.search(v, k=3, merge_adjacent=True)
+    index.search(v, k=3, merge_adjacent=False, per_file=1)
+    assert asked[1:] == [12, 12]  # merging and per-file caps need the 4x k pool
+    # the same top hits as a 4x k pool gives
+    monkeypatch.setattr(Store, "search", lambda self, q, k, **kw: search(self, q, 4 * k, **kw))
+    assert [h.clip_id for h in index.search(v, k=3, merge_adjacent=False)] == [h.clip_id for h in plain]

@@ -134,9 +134,9 @@ class Tables:
     def clip_meta_by_row_ids(self, row_ids: Iterable[int]) -> dict[int, dict]:
         """Metadata rows of the given row ids, from an in-memory copy of the clips' metadata
         columns (no vectors) read once per clips table version: a LanceDB take per search cost
-        ~5.5 ms at 100k clips, a lookup in the copy ~0.1 ms. Memory: about 100 bytes per clip
-        (clip id, row id, times; path, fingerprint and view dictionary-encoded: one entry per
-        file), see `meta_cache_bytes`."""
+        ~5.5 ms at 100k clips, a lookup of 40 in the copy ~0.6 ms (building it: ~130 ms). Memory:
+        ~71 bytes per clip at 100k (clip id, row id, times; path, fingerprint and view
+        dictionary-encoded: one entry per file), see `meta_cache_bytes`."""
         ids = np.asarray([int(i) for i in row_ids if int(i) >= 0], dtype=np.int64)
         if not len(ids):
             return {}
@@ -144,7 +144,8 @@ class Tables:
         at = np.minimum(np.searchsorted(known, ids), max(len(known) - 1, 0))
         found = known[at] == ids if len(known) else np.zeros(len(ids), bool)
         t = rows.take(pa.array(at[found]))
-        return {row["row_id"]: row for row in t.to_pylist()}
+        columns = {name: t.column(name).to_pylist() for name in t.column_names}  # column-wise: ~25% faster
+        return {row_id: dict(zip(columns, values)) for row_id, values in zip(columns["row_id"], zip(*columns.values()))}
 
     def _meta_rows(self) -> tuple[np.ndarray, pa.Table]:
         """(sorted row ids, their metadata rows in that order) for the clips table's version now."""
