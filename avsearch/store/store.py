@@ -184,7 +184,7 @@ class Store:
 
     @_faults
     def _refresh(self) -> None:
-        self.tables.refresh()
+        self.tables.current_versions()  # reopens the tables only when a commit or a cleanup happened
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -304,8 +304,7 @@ class Store:
         vouches for, see tables.py): clips of a commit that was cut short are never served, at no
         cost per query. A saved index that covers other table versions is never served as is: it
         is updated (adds/removes) or rebuilt first."""
-        self.tables.refresh()
-        version = self._version_key()
+        version = self.tables.current_versions()  # reopens the tables only after a commit
         if self._ann is not None and self._ann_version == version:
             return self._ann
         ann, covers = self._load_ann()

@@ -16,6 +16,7 @@ with an "ok" row (duplicates cannot arise: a range with clips is never embedded 
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class Tables:
             self._db.open_table(CLIPS) if CLIPS in names else self._db.create_table(CLIPS, schema=clips_schema(dim))
         )
         self._addresses: Optional[tuple[int, np.ndarray, np.ndarray]] = None  # (version, row ids, addresses)
+        self._seen: Optional[tuple[tuple, tuple[int, int]]] = None  # (manifest listing, (clips, files) versions)
+        self._meta: Optional[tuple[int, np.ndarray, pa.Table]] = None  # (clips version, sorted row ids, rows)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -74,6 +77,29 @@ class Tables:
         """See commits made by other processes since these handles were opened."""
         self.files = self._db.open_table(FILES)
         self.clips = self._db.open_table(CLIPS)
+
+    def current_versions(self) -> tuple[int, int]:
+        """(clips, files) table versions as of now, other processes' commits included, at the
+        cost of listing the tables' _versions folders (~30 us) instead of reopening both tables
+        (~1.8 ms) and asking each its version (~0.3 ms each, through LanceDB's event loop) on every
+        search. Every Lance commit (append, delete, merge, compaction, overwrite) writes a new
+        manifest there, and a cleanup removes some, so an unchanged listing means no commit since
+        the versions were read; a changed one reopens both tables. The listing is taken before
+        reopening: a commit landing in between changes the next listing, never hides."""
+        listing = self._manifest_listing()
+        if listing is None or self._seen is None or self._seen[0] != listing:
+            self.refresh()
+            self._seen = (listing, (self.clips_version(), self.files_version())) if listing is not None else None
+            if listing is None:  # no local folder to list (another storage): reopen every time
+                return self.clips_version(), self.files_version()
+        return self._seen[1]
+
+    def _manifest_listing(self) -> Optional[tuple]:
+        try:
+            return tuple(sorted(os.listdir(self.directory / "lance" / f"{name}.lance" / "_versions"))
+                         for name in (CLIPS, FILES))
+        except OSError:
+            return None
 
     def clips_version(self) -> int:
         return int(self.clips.version)
@@ -107,9 +133,40 @@ class Tables:
         return self._scan(self.clips, cols, where)
 
     def clip_meta_by_row_ids(self, row_ids: Iterable[int]) -> dict[int, dict]:
+        """Metadata rows of the given row ids, from an in-memory copy of the clips' metadata
+        columns (no vectors) read once per clips table version: a LanceDB take per search cost
+        ~5.5 ms at 100k clips, a lookup of 40 in the copy ~0.6 ms (building it: ~130 ms). Memory:
+        ~71 bytes per clip at 100k (clip id, row id, times; path, fingerprint and view
+        dictionary-encoded: one entry per file), see `meta_cache_bytes`."""
         ids = np.asarray([int(i) for i in row_ids if int(i) >= 0], dtype=np.int64)
-        t = self._take(ids, _META_COLUMNS)
-        return {row["row_id"]: row for row in t.to_pylist()}
+        if not len(ids):
+            return {}
+        known, rows = self._meta_rows()
+        at = np.minimum(np.searchsorted(known, ids), max(len(known) - 1, 0))
+        found = known[at] == ids if len(known) else np.zeros(len(ids), bool)
+        t = rows.take(pa.array(at[found]))
+        columns = {name: t.column(name).to_pylist() for name in t.column_names}  # column-wise: ~25% faster
+        return {row_id: dict(zip(columns, values)) for row_id, values in zip(columns["row_id"], zip(*columns.values()))}
+
+    def _meta_rows(self) -> tuple[np.ndarray, pa.Table]:
+        """(sorted row ids, their metadata rows in that order) for the clips table's version now."""
+        version = self.current_versions()[0]
+        if self._meta is None or self._meta[0] != version:
+            self._meta = None  # the old copy goes before the new one is read (peak memory)
+            t = self._scan(self.clips, _META_COLUMNS)
+            ids = np.asarray(t.column("row_id").to_numpy(), dtype=np.int64)
+            order = np.argsort(ids, kind="stable")
+            t = t.take(pa.array(order))
+            # One entry per file instead of per clip; to_pylist gives plain strings back.
+            t = pa.table({name: (t.column(name).combine_chunks().dictionary_encode()
+                                 if name in ("path", "fingerprint", "view") else t.column(name).combine_chunks())
+                          for name in t.column_names})
+            self._meta = (version, ids[order], t)
+        return self._meta[1], self._meta[2]
+
+    def meta_cache_bytes(self) -> int:
+        """Process memory held by the metadata copy (0 before the first search of a version)."""
+        return int(self._meta[2].nbytes + self._meta[1].nbytes) if self._meta is not None else 0
 
     def vectors_by_row_ids(self, row_ids: np.ndarray) -> np.ndarray:
         """Stored vectors in the order of `row_ids` (zeros for ids that no longer exist)."""
