@@ -27,6 +27,8 @@ from typing import Optional
 
 import numpy as np
 
+from avsearch.store.lookup import find_sorted
+
 DATA_FILE = "rescore.f16"
 IDS_FILE = "rescore_ids.npy"
 _REWRITE_DEAD_SHARE = 1 / 3  # removed rows above this share of the file: rewrite it without them
@@ -71,10 +73,10 @@ class RescoreVectors:
         """The row of each id, -1 for ids not held."""
         sorted_ids, rows = self._index()
         ids = np.asarray(ids, dtype=np.int64)
-        at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
         if not len(sorted_ids):
             return np.full(len(ids), -1, np.int64)
-        return np.where(sorted_ids[at] == ids, rows[at], -1)
+        at, found = find_sorted(sorted_ids, ids)
+        return np.where(found, rows[at], -1)
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         """float32 vectors of `ids` in their order; zeros for ids not held."""
