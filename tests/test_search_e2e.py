@@ -76,6 +76,28 @@ def test_small_k_recall_holds_when_near_duplicate_groups_fill_the_candidate_pool
     assert recall(min_candidates=0) >= 0.97  # growing alone, from 100, finds them too
 
 
+def test_a_growing_pool_fetches_each_candidate_once_and_ranks_as_a_full_rescore_does(one_faiss_thread):
+    x, queries = _crowded(seed=1)
+    config = AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, nlist=8, nprobe=8, min_candidates=0,
+                       refine_factor=2)  # a pool of 20 that must grow for these crowded queries
+    ann = AnnIndex.build(x, np.arange(len(x)), config)
+    for q in queries:
+        fetched = []
+
+        def fetch(ids):
+            fetched.extend(ids.tolist())
+            return x[ids]
+
+        scores, ids = ann.search(q[None, :], 10, fetch_vectors=fetch)
+        assert len(fetched) > 20, "the pool did not grow: the test checks nothing"
+        assert len(fetched) == len(set(fetched))  # no candidate fetched twice
+        # the same exact top 10 as scoring every candidate of the final pool at once
+        pool = ann._scan(ann._probe(q[None, :], 8), len(fetched), None)[1][0]
+        full = np.argsort(-(x[pool] @ q), kind="stable")[:10]
+        assert set(ids[0].tolist()) == set(pool[full].tolist())
+        np.testing.assert_allclose(scores[0], np.sort(x[ids[0]] @ q)[::-1], rtol=1e-6)
+
+
 def _store_with_files(path, files, clips_per_file, dim, config, seed=0):
     rng = np.random.default_rng(seed)
     store = Store.create(path, IndexMeta("m", "m", dim), ann_config=config)

@@ -32,6 +32,7 @@ from typing import Callable, Optional
 import faiss
 import numpy as np
 
+from avsearch.store.lookup import find_sorted
 from avsearch.store.rescore_vectors import RescoreVectors
 
 INDEX_FILE = "index.faiss"
@@ -236,6 +237,7 @@ class AnnIndex:
         out_s = np.full((q, k), -np.inf, dtype=np.float32)
         out_i = np.full((q, k), -1, dtype=np.int64)
         rows = np.arange(q)
+        scored: dict[int, _ScoredCandidates] = {}
         while True:
             again = []
             for j, row in enumerate(rows):
@@ -243,7 +245,9 @@ class AnnIndex:
                 ids, approx = cand[j][valid], scores[j][valid]
                 if not len(ids):
                     continue
-                exact = _exact_scores(fetch(ids), queries[row])
+                # A grown pool holds the smaller one: only its new candidates are fetched and scored.
+                known = scored.setdefault(int(row), _ScoredCandidates())
+                exact = known.scores(ids, lambda new: _exact_scores(fetch(new), queries[row]))
                 order = np.argsort(-exact, kind="stable")[:k]
                 out_s[row, : len(order)] = exact[order]
                 out_i[row, : len(order)] = ids[order]
@@ -427,6 +431,29 @@ def _train_ivfpq(vectors: np.ndarray, config: AnnConfig) -> tuple[faiss.Index, f
     ivf.train(reduced)
     index.is_trained = True
     return index, coarse
+
+
+class _ScoredCandidates:
+    """One query's exact scores so far, by row id (sorted), so that growing its candidate pool
+    re-scores only the candidates the larger pool adds (400 -> 1,600 -> 4,096 fetched 6,096
+    vectors before, 4,096 now)."""
+
+    def __init__(self):
+        self._ids = np.zeros(0, np.int64)
+        self._scores = np.zeros(0, np.float32)
+
+    def scores(self, ids: np.ndarray, score_new: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        at, found = find_sorted(self._ids, ids)
+        out = np.empty(len(ids), np.float32)
+        out[found] = self._scores[at[found]]
+        new = ~found
+        if new.any():
+            out[new] = score_new(ids[new])
+            merged_ids = np.concatenate([self._ids, ids[new]])
+            order = np.argsort(merged_ids, kind="stable")
+            self._ids = merged_ids[order]
+            self._scores = np.concatenate([self._scores, out[new]])[order]
+        return out
 
 
 def _exact_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
