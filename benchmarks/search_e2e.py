@@ -237,6 +237,60 @@ def parts_of_a_search(index, queries, reps=100):
             "meta_copy_bytes_per_clip": store.tables.meta_cache_bytes() / max(served, 1)}
 
 
+def merging_with(index, **options):
+    """Index.search(q, k=10) as the CLI runs it (adjacent clips merged), with other candidate
+    options: the retriever's entry point under the same reading snapshot."""
+    from avsearch import Query
+    from avsearch.retriever import SearchOptions, search
+
+    def run(q):
+        with index.store.reading():
+            return search(Query(vector=q), index.store, index.embedder, SearchOptions(k=K, **options),
+                          index._decode_options()).hits
+    return run
+
+
+def merging_work(index, ann, qsets, policies):
+    """Per candidate policy of the merging path, what a query costs independent of the machine's
+    load: ANN searches, PQ scans of the probed lists, vectors re-scored, and queries left with
+    fewer than k hits."""
+    store, out = index.store, {}
+    counts = {"searches": 0, "scans": 0, "rescored": 0}
+    real_search, real_get, real_scan = store.search, ann.rescore.get, ann._scan
+
+    def counted_search(*a, **kw):
+        counts["searches"] += 1
+        return real_search(*a, **kw)
+
+    def counted_get(ids):
+        counts["rescored"] += len(ids)
+        return real_get(ids)
+
+    def counted_scan(*a, **kw):
+        counts["scans"] += 1
+        return real_scan(*a, **kw)
+
+    store.search, ann.rescore.get, ann._scan = counted_search, counted_get, counted_scan
+    try:
+        for name, fn in policies.items():
+            row = {}
+            for s, q in qsets.items():
+                per = []
+                for v in q:
+                    counts.update(searches=0, scans=0, rescored=0)
+                    hits = fn(v)
+                    per.append((counts["searches"], counts["scans"], counts["rescored"], len(hits)))
+                a = np.asarray(per, dtype=np.float64)
+                row[s] = {"ann_searches_mean": float(a[:, 0].mean()), "ann_searches_max": int(a[:, 0].max()),
+                          "pq_scans_mean": float(a[:, 1].mean()), "pq_scans_max": int(a[:, 1].max()),
+                          "rescored_mean": float(a[:, 2].mean()), "rescored_p99": float(np.percentile(a[:, 2], 99)),
+                          "queries_with_fewer_than_k_hits": int((a[:, 3] < K).sum())}
+            out[name] = row
+    finally:
+        del store.search, ann.rescore.get, ann._scan  # the instance attributes: the class methods again
+    return out
+
+
 def omp_check(args, log):
     """Single-query Index.search with faiss's default OpenMP team, with and without the search
     running faiss on the calling thread (ann._FEW_QUERIES), alternating query by query. Added to
@@ -386,8 +440,14 @@ def main(argv=None):
         hnsw_info["efSearch"] = hnsw.hnsw.efSearch
         result["systems"]["faiss_hnsw32"] = hnsw_info
 
-    systems = {"avsearch": ours, "avsearch_merging": lambda q: index.search(q, k=K),  # default: merges, 4x k pool
-               "exact_flat": lambda q: flat.search(q[None], K)}
+    merging_fixed = merging_with(index, candidate_factor=4, max_candidate_factor=4)
+    result["merging_work"] = merging_work(index, ann, qsets, {
+        "adaptive (default: 2 x k, more while < k hits left)": lambda q: index.search(q, k=K),
+        "fixed 4 x k (before)": merging_fixed})
+    log(f"  merging work: {json.dumps(result['merging_work'])}")
+    save()
+    systems = {"avsearch": ours, "avsearch_merging": lambda q: index.search(q, k=K),  # default: merges adjacent clips
+               "avsearch_merging_fixed_4k": merging_fixed, "exact_flat": lambda q: flat.search(q[None], K)}
     if others:
         systems |= {"lancedb_ivf_pq": lance_fn, "faiss_hnsw32": lambda q: hnsw.search(q[None], K)}
     for s, q in qsets.items():

@@ -24,7 +24,11 @@ class SearchOptions:
     per_file: Optional[int] = None
     min_score: Optional[float] = None
     rerank_top: int = 20  # candidates re-embedded when an instruction is given
-    candidate_factor: int = 4  # extra first-stage candidates for merging / per-file caps / re-rank
+    # Merging adjacent clips or capping hits per file can fuse or drop candidates: the first ANN
+    # search then asks for k x candidate_factor and asks again for more (up to k x
+    # max_candidate_factor) while fewer than k hits are left.
+    candidate_factor: int = 2
+    max_candidate_factor: int = 64
 
 
 @dataclass
@@ -39,14 +43,38 @@ def search(query: Query, store: Store, get_embedder: Callable[[], Embedder], opt
     qvec, exclude = query_vector(query, store, get_embedder, decode)
     qvec = np.asarray(qvec, dtype=np.float32)
     allowed = store.allowed_row_ids(clip_filter(query), query.path_glob)
-    # Extra candidates only where something after the ANN search can drop or fuse hits (merging
-    # adjacent clips, per-file caps): a larger k also lowers the k-th exact score the candidate
-    # pool must beat, so the pool grows more often (100k x 1024, k=40 vs 10: store search p50 7 vs
-    # 5 ms in-distribution, 14 vs 6.5 ms cross-modal).
+    k = options.k
+    # Extra candidates only where something after the ANN search can fuse or drop hits: a larger
+    # k also lowers the k-th exact score the ANN's candidate pool must beat, so its pool grows
+    # more often (100k x 1024, k=40 vs 10: store search p50 7 vs 5 ms in-distribution, 14 vs
+    # 6.5 ms cross-modal).
     extras = options.merge_adjacent or options.per_file is not None
-    factor = options.candidate_factor if extras else 1
-    n_candidates = max(options.k * factor, options.rerank_top if query.instruction else 0) + (1 if exclude else 0)
-    scores, ids = store.search(qvec[None, :], n_candidates, allowed_ids=allowed)
+    n = max(k * (options.candidate_factor if extras else 1), options.rerank_top if query.instruction else 0)
+    while True:
+        asked = n + (1 if exclude else 0)
+        hits, found = _candidates(qvec, asked, allowed, exclude, store)
+        left = len(_after_ranking(hits, options))
+        # Enough hits, every candidate seen, or none further down could pass min_score. Hits fused
+        # or dropped only depend on which candidates are there, not on their order, so the count
+        # holds after a re-rank too (min_score aside).
+        if left >= k or found < asked or not extras or n >= k * options.max_candidate_factor or (
+                options.min_score is not None and hits and hits[-1].score < options.min_score):
+            break
+        # Grow by the share of hits that survived (a long, self-similar video fuses its
+        # consecutive clips: 20 candidates can merge into one hit), at least doubling.
+        n = min(k * options.max_candidate_factor, max(2 * n, -(-n * k * 5 // (4 * max(left, 1)))))
+    stats = None
+    if query.instruction:
+        top, rest = hits[: options.rerank_top], hits[options.rerank_top :]
+        top, stats = rerank(top, qvec, query.instruction, store, get_embedder, decode)
+        hits = top + rest
+    return SearchResult(_after_ranking(hits, options)[:k], found, stats)
+
+
+def _candidates(qvec, n, allowed, exclude, store) -> tuple[list[Hit], int]:
+    """The n best clips by exact score as hits, best first (the query's own clip left out), and
+    how many the ANN search found."""
+    scores, ids = store.search(qvec[None, :], n, allowed_ids=allowed)
     pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
     meta = store.clip_meta_by_row_ids([i for _, i in pairs])
     hits = [
@@ -54,14 +82,13 @@ def search(query: Query, store: Store, get_embedder: Callable[[], Embedder], opt
         for s, i in pairs
         if (m := meta.get(i)) is not None and m["clip_id"] != exclude
     ]
-    stats = None
-    if query.instruction:
-        top, rest = hits[: options.rerank_top], hits[options.rerank_top :]
-        top, stats = rerank(top, qvec, query.instruction, store, get_embedder, decode)
-        hits = top + rest
+    return hits, len(pairs)
+
+
+def _after_ranking(hits: list[Hit], options: SearchOptions) -> list[Hit]:
+    """min_score, merging of adjacent clips and the per-file cap, in that order."""
     if options.min_score is not None:
         hits = [h for h in hits if h.score >= options.min_score]
     if options.merge_adjacent:
         hits = merge_adjacent(hits)
-    hits = cap_per_file(hits, options.per_file)
-    return SearchResult(hits[: options.k], len(pairs), stats)
+    return cap_per_file(hits, options.per_file)
