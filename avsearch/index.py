@@ -253,6 +253,15 @@ class Index:
             raise QueryError("the text query is empty; give some words")
         return self.embedder().embed_texts([text])[0]
 
+    def embed_query(self, query: Query) -> np.ndarray:
+        """The vector `search` uses for `query` (text, a media file or range of one as its view,
+        a clip id, a vector), through the same decode and model path: `avsearch eval` scores
+        its queries with it."""
+        from avsearch.retriever.encode import query_vector
+
+        vector, _ = query_vector(query, self.store, self.embedder, self._decode_options())
+        return vector
+
     def search(self, query: str | Path | Query | np.ndarray, k: int = 10, *, view: Optional[str | View] = None,
                target_views: Optional[Sequence[str | View]] = None, instruction: Optional[str] = None,
                merge_adjacent: bool = True, per_file: Optional[int] = None,
