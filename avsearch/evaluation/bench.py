@@ -48,7 +48,8 @@ def run_benchmark(name: str, data_dir: str | Path, *, model: Optional[str] = Non
         raise UsageError(f"no {name} test media found under {data_dir} ({len(data.problems)} items missing, e.g. "
                          f"{data.problems[0].error if data.problems else '-'})")
     defaults = IndexSettings()
-    settings = IndexSettings(clip_s=knobs.clip_s or data.clip_s, fps=knobs.fps or defaults.fps,
+    clip_s = knobs.clip_s or data.clip_s
+    settings = IndexSettings(clip_s=clip_s, min_last_s=min(defaults.min_last_s, clip_s), fps=knobs.fps or defaults.fps,
                              frames=knobs.frames or defaults.frames, resize=knobs.resize or defaults.resize,
                              views=data.views)
     with tempfile.TemporaryDirectory(prefix=f"avsearch-eval-{name}-") as tmp:
