@@ -122,9 +122,8 @@ def _caption_direction(index, d: Direction, vectors: QueryVectors, depth: int, s
                              ann_note="captions are not indexed: exact search only", skipped=skipped)
     if not queries:
         return result
-    embedder = index.embedder()
-    gallery = np.concatenate([embedder.embed_texts(d.captions[s : s + TEXT_BATCH])
-                              for s in range(0, len(d.captions), TEXT_BATCH)])
+    # Through the query cache: the captions are usually text→media's queries too, embedded once.
+    gallery = np.stack(vectors.get([EvalQuery(text=c) for c in d.captions])).astype(np.float32)
     scores = matrix @ gallery.T
     per_query = []
     for q, row in zip(queries, scores):
