@@ -78,9 +78,15 @@ def _bench_command(name: str, doc: str):
                 out: Path = OutOption, as_json: bool = JsonOption) -> None:
         from avsearch.evaluation.bench import Knobs, run_benchmark
 
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         knobs = Knobs(clip_s=clip_seconds, fps=fps, frames=frames, resize=resize, view=view)
-        report = run_benchmark(name, data, model=model, index_dir=index_dir, knobs=knobs, depth=depth, ann=ann,
-                               seed=seed, device=device)
+        with Progress(TextColumn(f"[bold]indexing {name}"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
+            task = bar.add_task("index", total=None)
+            report = run_benchmark(name, data, model=model, index_dir=index_dir, knobs=knobs, depth=depth, ann=ann,
+                                   seed=seed, device=device,
+                                   progress=lambda p: bar.update(task, total=p.files_total, completed=p.files_done))
         _show(report, out, as_json)
 
     command.__doc__ = doc

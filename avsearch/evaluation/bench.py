@@ -18,7 +18,7 @@ from avsearch.evaluation.runner import DEPTH, evaluate
 from avsearch.store import IndexSettings
 
 
-@dataclass
+@dataclass(frozen=True)
 class Knobs:
     """The indexer settings an evaluation may change (None: the benchmark's or avsearch's default)."""
 
