@@ -108,7 +108,7 @@ def test_ivfpq_leg_scores_the_same_judgements_as_exact_search(tmp_path, one_omp_
     # Each query is a clip's own vector, judged relevant: its range [i, i+1) of /x.wav.
     picks = [0, 17, 99, 150, 299]
     queries = [EvalQuery(media=f"q{i}", targets=[Target("/x.wav", float(i), float(i + 1))]) for i in picks]
-    fake_index = SimpleNamespace(store=store, embed_query=lambda q: vecs[int(q.media[1:])])
+    fake_index = SimpleNamespace(store=store, embed_media_queries=lambda qs: [vecs[int(str(q.media)[1:])] for q in qs])
     (result,), problems = evaluate(fake_index, [Direction("audio", "audio", queries)])
     assert problems == [] and result.gallery == 300 and result.queries == 5
     assert result.exact["R@1"]["mean"] == 1.0
@@ -118,7 +118,7 @@ def test_ivfpq_leg_scores_the_same_judgements_as_exact_search(tmp_path, one_omp_
 def test_small_galleries_say_why_there_is_no_ivfpq_leg(tmp_path):
     store, vecs = _random_store(tmp_path / "s", 40)
     queries = [EvalQuery(media="q3", targets=[Target("/x.wav", 3.0, 4.0)])]
-    fake_index = SimpleNamespace(store=store, embed_query=lambda q: vecs[3])
+    fake_index = SimpleNamespace(store=store, embed_media_queries=lambda qs: [vecs[3] for _ in qs])
     (result,), _ = evaluate(fake_index, [Direction("audio", "audio", queries)])
     assert result.ann is None and "256" in result.ann_note and "40" in result.ann_note
     assert store.search_ivfpq(vecs[:1], 5, store.gallery("audio")) is None

@@ -69,17 +69,15 @@ class QueryVectors:
             batch = list(dict.fromkeys(texts[start : start + TEXT_BATCH]))
             for text, vector in zip(batch, self.index.embedder().embed_texts(batch)):
                 self._cache[(text, None, None, None, None)] = vector
-        for q in queries:
-            if q.identity not in self._cache:
-                self._cache[q.identity] = self._media_vector(q)
+        media = list({q.identity: q for q in queries if q.text is None and q.identity not in self._cache}.values())
+        found = self.index.embed_media_queries([Query(media=q.media, view=q.view, start_s=q.start_s, end_s=q.end_s)
+                                                for q in media]) if media else []
+        for q, vector in zip(media, found):
+            if isinstance(vector, AvsearchError):  # one unreadable query file is a problem, never the end of the run
+                self.problems.append(Problem(rows_label(q.rows) if q.rows else q.media, str(vector)))
+                vector = None
+            self._cache[q.identity] = vector
         return [self._cache[q.identity] for q in queries]
-
-    def _media_vector(self, q: EvalQuery) -> Optional[np.ndarray]:
-        try:
-            return self.index.embed_query(Query(media=q.media, view=q.view, start_s=q.start_s, end_s=q.end_s))
-        except AvsearchError as err:  # one unreadable query file is a problem, never the end of the run
-            self.problems.append(Problem(rows_label(q.rows) if q.rows else q.media, str(err)))
-            return None
 
 
 def evaluate(index, directions: list[Direction], *, depth: int = DEPTH, ann: bool = True, seed: int = 0,
