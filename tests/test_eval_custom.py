@@ -145,3 +145,14 @@ def test_cli_json_records_model_settings_version_and_machine(indexed, tmp_path):
     assert [p["where"] for p in report["problems"]] == ["row 3"]
     md = next((tmp_path / "res").glob("custom-*.md")).read_text()
     assert "| audio→audio | exact | 1 |" in md and "row 3" in md
+
+
+def test_exact_search_in_chunks_equals_one_pass(tmp_path):
+    store, vecs = _random_store(tmp_path / "s", 120)
+    gallery = store.gallery("audio")
+    queries = vecs[[5, 60, 119]]
+    whole = store.search_exact(queries, 10, gallery)
+    chunked = store.search_exact(queries, 10, gallery, chunk=7)
+    assert np.array_equal(whole[1], chunked[1]) and np.allclose(whole[0], chunked[0])
+    assert list(whole[1][:, 0]) == [6, 61, 120]  # row ids start at 1: each vector finds itself
+    assert store.gallery_paths("audio") == {"/x.wav"} and store.gallery_paths("video") == set()

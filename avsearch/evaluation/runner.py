@@ -98,7 +98,7 @@ def evaluate(index, directions: list[Direction], *, depth: int = DEPTH, ann: boo
 def _media_direction(index, d: Direction, vectors: QueryVectors, depth: int, ann: bool, seed: int) -> DirectionResult:
     store = index.store
     gallery = store.gallery(d.target_view)
-    in_gallery = {m["path"] for m in store.clip_meta_by_row_ids(gallery).values()}
+    in_gallery = store.gallery_paths(d.target_view)
     queries, matrix, skipped = _scorable(d.queries, vectors, lambda t: t.key in in_gallery)
     result = DirectionResult(d.name, d.query_view, d.target_view, len(queries), len(gallery), {}, paper=d.paper,
                              skipped=skipped)

@@ -253,11 +253,26 @@ class Store:
         return np.intersect1d(ids, self.tables.vouched_row_ids())
 
     @_faults
-    def search_exact(self, queries: np.ndarray, k: int, row_ids: np.ndarray):
+    def gallery_paths(self, view: str) -> set[str]:
+        """The paths of the files with clips embedded as `view` (vouched or not)."""
+        meta = self.tables.clip_meta(sql_in("view", [view]), ["path"])
+        return set(meta.column("path").unique().to_pylist())
+
+    @_faults
+    def search_exact(self, queries: np.ndarray, k: int, row_ids: np.ndarray, *, chunk: int = 65_536):
         """(scores, row_ids) of the exact k best of `row_ids` per query, whatever index is served:
-        the baseline `avsearch eval` measures the ANN index against."""
+        the baseline `avsearch eval` measures the ANN index against. Vectors are read `chunk`
+        rows at a time (a million 3584-d vectors would be 14 GB at once)."""
+        queries = np.asarray(queries, dtype=np.float32)
         ids = np.asarray(row_ids, dtype=np.int64)
-        return _exact_subset(np.asarray(queries, dtype=np.float32), k, ids, self.vectors)
+        best_s = np.zeros((len(queries), 0), np.float32)
+        best_i = np.zeros((len(queries), 0), np.int64)
+        for start in range(0, len(ids), chunk):
+            s, i = _exact_subset(queries, k, ids[start : start + chunk], self.vectors)
+            best_s, best_i = np.concatenate([best_s, s], axis=1), np.concatenate([best_i, i], axis=1)
+            order = np.argsort(-best_s, axis=1, kind="stable")[:, :k]
+            best_s, best_i = np.take_along_axis(best_s, order, 1), np.take_along_axis(best_i, order, 1)
+        return best_s, best_i
 
     @_faults
     def search_ivfpq(self, queries: np.ndarray, k: int, row_ids: np.ndarray, config: Optional[AnnConfig] = None):
