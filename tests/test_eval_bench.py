@@ -3,6 +3,8 @@ its exact published metadata format (tests/eval_fixtures.py), indexed and scored
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from avsearch.errors import UsageError
@@ -122,3 +124,19 @@ def test_bad_settings_and_a_folder_without_metadata_are_refused(data, tmp_path):
         run_benchmark("msrvtt", data["msrvtt"], model="tiny", knobs=Knobs(resize="bilinear"))
     with pytest.raises(UsageError, match="metadata"):
         run_benchmark("msrvtt", tmp_path, model="tiny")
+
+
+def test_cli_prints_the_table_and_writes_json_and_markdown(data, tmp_path):
+    from typer.testing import CliRunner
+
+    from avsearch.cli.app import app
+
+    out = CliRunner().invoke(app, ["eval", "msrvtt", "--data", str(data["msrvtt"]), "--model", "tiny", "--resize", "pil",
+                                   "--out", str(tmp_path / "res")], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "| text→video | exact | 3 | 3 |" in out.stdout and "not published in the WAVE paper's tables" in out.stdout
+    (json_file,) = (tmp_path / "res").glob("msrvtt-*.json")
+    (md_file,) = (tmp_path / "res").glob("msrvtt-*.md")
+    report = json.loads(json_file.read_text())
+    assert report["settings"]["index"]["resize"] == "pil" and report["settings"]["knobs"]["resize"] == "pil"
+    assert "| text→video | exact | 3 | 3 |" in md_file.read_text()
