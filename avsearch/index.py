@@ -253,6 +253,30 @@ class Index:
             raise QueryError("the text query is empty; give some words")
         return self.embedder().embed_texts([text])[0]
 
+    def embed_media_queries(self, queries: Sequence[Query], batch: int = 16) -> list:
+        """The vectors `search` uses for media queries (files or ranges of them, read as their
+        views), embedded `batch` clips at a time: one model call per view and batch instead of
+        one per query (`avsearch eval` asks thousands). Returns, in order, each query's vector or
+        the QueryError that says why its file cannot be read: one bad file spoils no other."""
+        from avsearch.errors import QueryError
+        from avsearch.retriever.encode import media_query_clip
+
+        out: list = [None] * len(queries)
+        for start in range(0, len(queries), batch):  # a batch of decoded clips at a time: bounded memory
+            by_view: dict = {}
+            for i in range(start, min(start + batch, len(queries))):
+                try:
+                    clip, view = media_query_clip(queries[i], self._decode_options())
+                except QueryError as err:
+                    out[i] = err
+                    continue
+                by_view.setdefault(view, []).append((i, clip))
+            for view, items in by_view.items():
+                vectors = self.embedder().embed_clips([clip for _, clip in items], view)
+                for (i, _), vector in zip(items, vectors):
+                    out[i] = vector
+        return out
+
     def search(self, query: str | Path | Query | np.ndarray, k: int = 10, *, view: Optional[str | View] = None,
                target_views: Optional[Sequence[str | View]] = None, instruction: Optional[str] = None,
                merge_adjacent: bool = True, per_file: Optional[int] = None,

@@ -12,7 +12,7 @@ import typer
 
 from avsearch.errors import AvsearchError
 from avsearch.cli.common import err_console, state
-from avsearch.cli import index_cmd, manage_cmd, model_cmd, query_cmd, serve_cmd
+from avsearch.cli import eval_cmd, index_cmd, manage_cmd, model_cmd, query_cmd, serve_cmd
 
 app = typer.Typer(
     name="avsearch",
@@ -41,6 +41,7 @@ query_cmd.register(app)
 manage_cmd.register(app)
 serve_cmd.register(app)
 app.add_typer(model_cmd.app, name="model")
+app.add_typer(eval_cmd.app, name="eval")
 
 
 INTERRUPTED = 130  # the shell's code for Ctrl-C, and what Typer turns a KeyboardInterrupt into

@@ -13,7 +13,7 @@ from avsearch.media import DecodeOptions, read_clip
 from avsearch.media.sandbox import looks_ordinary, shared_sandbox
 from avsearch.models.base import Embedder
 from avsearch.store import Store
-from avsearch.types import MediaFile, Query, View
+from avsearch.types import Clip, MediaFile, Query, View
 
 MAX_QUERY_MEDIA_S = 600.0  # longer query media must name a range: embedding hours as one query is useless
 
@@ -45,6 +45,13 @@ def _given_vector(vector: np.ndarray, dim: int) -> np.ndarray:
 
 
 def _media_vector(query: Query, get_embedder: Callable[[], Embedder], decode: DecodeOptions) -> np.ndarray:
+    clip, view = media_query_clip(query, decode)
+    return get_embedder().embed_clips([clip], view)[0]
+
+
+def media_query_clip(query: Query, decode: DecodeOptions) -> tuple[Clip, View]:
+    """The decoded clip of a media query and the view to embed it as (QueryError when it cannot
+    be read): callers with many media queries embed the clips in batches."""
     # Absolute: the shared sandbox child keeps the working directory it started in, which may not
     # be the caller's now (an application that chdir'd after the first query).
     path = Path(query.media).expanduser().absolute()
@@ -68,7 +75,7 @@ def _media_vector(query: Query, get_embedder: Callable[[], Embedder], decode: De
         clip = _read(path, media, start, end, decode, video=view in (View.AV, View.VIDEO), audio=view in (View.AV, View.AUDIO))
     except Exception as err:
         raise QueryError(f"cannot decode the query file: {_media_reason(path, err)}") from None
-    return get_embedder().embed_clips([clip], view)[0]
+    return clip, view
 
 
 def _read(path: Path, media: MediaFile, start: float, end: float, decode: DecodeOptions, *, video: bool, audio: bool):

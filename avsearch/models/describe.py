@@ -77,3 +77,8 @@ def _device() -> str:
     except Exception:
         pass
     return "cpu (no CUDA device)"
+
+
+def device_description() -> str:
+    """The compute device the model runs on by default, in words (for reports)."""
+    return _device()

@@ -65,6 +65,9 @@ LIST_KMEANS_ITERATIONS = 10
 LIST_KMEANS_POINTS = 64  # training points per list for the full-space k-means (faiss warns below 39)
 
 
+IVFPQ_MIN_VECTORS = 256  # OPQ trains an 8-bit PQ inside: faiss needs a training point per centroid
+
+
 @dataclass(frozen=True)
 class AnnConfig:
     flat_threshold: int = 50_000  # below this many vectors: exact flat inner product

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from avsearch import preflight
 from avsearch.errors import IndexNotFoundError, ModelMismatchError
-from avsearch.store.ann import AnnConfig, AnnIndex
+from avsearch.store.ann import IVFPQ_MIN_VECTORS, AnnConfig, AnnIndex, _exact_subset
 from avsearch.store.faults import kind_of, store_faults
 from avsearch.store.lock import WriteLock
 from avsearch.store.lookup import find_sorted
@@ -244,6 +244,48 @@ class Store:
             q = len(queries)
             return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
         return ann.search(np.asarray(queries, dtype=np.float32), k, allowed_ids=allowed_ids)
+
+    @_faults
+    def gallery(self, view: str) -> np.ndarray:
+        """Sorted row ids of the clips that count (vouched) and are embedded as `view`."""
+        meta = self.tables.clip_meta(sql_in("view", [view]), ["row_id"])
+        ids = np.asarray(meta.column("row_id").to_numpy(), dtype=np.int64)
+        return np.intersect1d(ids, self.tables.vouched_row_ids())
+
+    @_faults
+    def gallery_paths(self, view: str) -> set[str]:
+        """The paths of the files with clips embedded as `view` (vouched or not)."""
+        meta = self.tables.clip_meta(sql_in("view", [view]), ["path"])
+        return set(meta.column("path").unique().to_pylist())
+
+    @_faults
+    def search_exact(self, queries: np.ndarray, k: int, row_ids: np.ndarray, *, chunk: int = 65_536):
+        """(scores, row_ids) of the exact k best of `row_ids` per query, whatever index is served:
+        the baseline `avsearch eval` measures the ANN index against. Vectors are read `chunk`
+        rows at a time (a million 3584-d vectors would be 14 GB at once)."""
+        queries = np.asarray(queries, dtype=np.float32)
+        ids = np.asarray(row_ids, dtype=np.int64)
+        best_s = np.zeros((len(queries), 0), np.float32)
+        best_i = np.zeros((len(queries), 0), np.int64)
+        for start in range(0, len(ids), chunk):
+            s, i = _exact_subset(queries, k, ids[start : start + chunk], self.vectors)
+            best_s, best_i = np.concatenate([best_s, s], axis=1), np.concatenate([best_i, i], axis=1)
+            order = np.argsort(-best_s, axis=1, kind="stable")[:, :k]
+            best_s, best_i = np.take_along_axis(best_s, order, 1), np.take_along_axis(best_i, order, 1)
+        return best_s, best_i
+
+    @_faults
+    def search_ivfpq(self, queries: np.ndarray, k: int, row_ids: np.ndarray, config: Optional[AnnConfig] = None):
+        """(scores, row_ids) of the k best of `row_ids` per query from an IVF-PQ index built now
+        over just those clips (the store's own settings, whatever their count), not the served
+        index: what the ANN costs in quality on this gallery. None when there are fewer than
+        IVFPQ_MIN_VECTORS clips to train it on."""
+        ids = np.asarray(row_ids, dtype=np.int64)
+        if len(ids) < IVFPQ_MIN_VECTORS:
+            return None
+        config = replace(config or self.ann_config, flat_threshold=0)
+        ann = AnnIndex.build(self.vectors(ids), ids, config)
+        return ann.search(np.asarray(queries, dtype=np.float32), k)
 
     @_faults
     def stats(self) -> dict:
