@@ -115,11 +115,16 @@ def index(
 
 def summary_line(report) -> str:
     """--quiet's one line: what the run did, and where to look when something failed."""
-    parts = [f"indexed {len(report.indexed)} files ({report.clips_added} clips)", f"{report.unchanged} unchanged"]
+    parts = [f"indexed {_count(len(report.indexed), 'file')} ({_count(report.clips_added, 'clip')})",
+             f"{report.unchanged} unchanged"]
     parts += [f"{n} {what}" for n, what in ((len(report.moved), "moved"), (len(report.deleted), "deleted")) if n]
     if report.failed:
         parts.append(f"{len(report.failed)} failed (see `avsearch failures`)")
     return ", ".join(parts) + f" in {report.seconds:.1f} s"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _print_plan(plan, as_json: bool) -> None:

@@ -30,12 +30,14 @@ def phase_detail(p) -> str:
     """The counts of the event's phase, e.g. "3 of 5 files · 40 of 52 clips · 12.3 clips/s · ETA 0:00:05"."""
     name = os.path.basename(p.current) if p.current else ""
     if p.phase == "scanning":
-        return f"{p.phase_done} files found"
+        return f"{p.phase_done} {_files(p.phase_done)} found"
     if p.phase in ("fingerprinting", "probing"):
-        count = f"{p.phase_done} of {p.phase_total} files" if p.phase_total is not None else f"{p.phase_done} files"
+        count = (f"{p.phase_done} of {p.phase_total} {_files(p.phase_total)}" if p.phase_total is not None
+                 else f"{p.phase_done} {_files(p.phase_done)}")
         return f"{count} · {name}" if name else count
     if p.phase == "embedding":
-        parts = [f"{p.files_done} of {p.files_total} files", f"{p.clips_done} of {p.clips_total} clips"]
+        parts = [f"{p.files_done} of {p.files_total} {_files(p.files_total)}",
+                 f"{p.clips_done} of {p.clips_total} {'clip' if p.clips_total == 1 else 'clips'}"]
         rate, eta = p.clips_per_s, p.eta_s
         if rate is not None:
             parts.append(f"{rate:.1f} clips/s")
@@ -43,6 +45,10 @@ def phase_detail(p) -> str:
             parts.append(f"ETA {hms(eta)}")
         return " · ".join(parts)
     return ""
+
+
+def _files(n: int) -> str:
+    return "file" if n == 1 else "files"
 
 
 def plain_line(p) -> str:
@@ -100,14 +106,20 @@ class RichView:
             TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=err_console, transient=True,
         )
         self._task = None
+        self._phase: Optional[str] = None
 
     def __call__(self, p) -> None:
-        self._bar.update(self._task, description=phase_label(p), total=p.phase_total,
-                         completed=p.phase_done, detail=phase_detail(p))
+        if p.phase != self._phase:
+            # A task per phase: its clock starts with the phase, and a finished one (Rich keeps a
+            # task finished once completed reaches total) does not freeze the next.
+            if self._task is not None:
+                self._bar.remove_task(self._task)
+            self._task = self._bar.add_task(phase_label(p), total=None, detail="")
+            self._phase = p.phase
+        self._bar.update(self._task, total=p.phase_total, completed=p.phase_done, detail=phase_detail(p))
 
     def __enter__(self) -> "RichView":
         self._bar.__enter__()
-        self._task = self._bar.add_task("starting", total=None, detail="")
         return self
 
     def __exit__(self, *exc) -> None:

@@ -67,7 +67,7 @@ class PhaseReporter:
     """Sends the events of the steps before embedding (scanning, fingerprinting, probing, model
     loading, committing, ANN building) to a ProgressCallback. A phase change is always sent; ticks
     within a phase at most every `min_interval_s` (a scan finds thousands of files a second), and
-    `tick(..., last=True)` always (a phase's final count)."""
+    `tick(..., force=True)` always (a phase's final count; a probe, slow enough to show each)."""
 
     def __init__(self, callback: Optional[ProgressCallback], min_interval_s: float = 0.1):
         self._callback = callback
@@ -83,12 +83,12 @@ class PhaseReporter:
         self.send()
 
     def tick(self, done: int, current: Optional[str] = None, *, total: Optional[int] = None,
-             last: bool = False) -> None:
+             force: bool = False) -> None:
         s = self.state
         s.phase_done, s.current = done, current
         if total is not None:
             s.phase_total = total
-        if last or time.monotonic() - self._last_sent >= self._min_interval_s:
+        if force or time.monotonic() - self._last_sent >= self._min_interval_s:
             self.send()
 
     def send(self, state: Optional[Progress] = None) -> None:

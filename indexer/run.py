@@ -26,11 +26,11 @@ def plan_run(store: Optional[Store], paths: Iterable[str], *, prune: bool = True
     reporter = reporter or PhaseReporter(None)
     reporter.phase(SCANNING)
     found = crawl(paths, SUPPORTED_EXTENSIONS, on_found=reporter.tick)
-    reporter.tick(len(found.files), last=True)
+    reporter.tick(len(found.files), force=True)
     rows = store.file_rows() if store is not None else []
     counted = _Fingerprinting(reporter, found, rows)
     plan = make_plan(found, rows, counted, prune=prune, retry_failed=retry_failed)
-    reporter.tick(counted.done, last=True)
+    reporter.tick(counted.done, force=True)
     return found, plan
 
 
@@ -98,7 +98,7 @@ def run_index(
         reporter.state.files_total = len(plan.work)
         reporter.phase(PROBING, total=len(plan.work))
         for n, work in enumerate(plan.work):
-            reporter.tick(n, work.path)  # before the probe: a file that hangs it is named
+            reporter.tick(n, work.path, force=True)  # before the probe: a file that hangs it is named
             try:
                 media = _probe(work.path, options)
                 job = None
@@ -111,7 +111,7 @@ def run_index(
                 reason = failure_reason(err)
                 failed_rows.append(_failed_row(work.path, reason, work.size, work.mtime, work.fingerprint))
                 report.failed.append((work.path, reason))
-        reporter.tick(len(plan.work), last=True)
+        reporter.tick(len(plan.work), force=True)
         commits = [FileCommit(r) for r in failed_rows] + [FileCommit(r, replace_clips=False) for r in plan.touched]
         store.commit(commits)
 
