@@ -27,7 +27,8 @@ def phase_label(p) -> str:
 
 
 def phase_detail(p) -> str:
-    """The counts of the event's phase, e.g. "3 of 5 files · 40 of 52 clips · 12.3 clips/s · ETA 0:00:05"."""
+    """The counts of the event's phase, e.g. "3 of 5 files · 20 decoded · 40 of 52 embedded · 12.3 clips/s ·
+    ETA 0:00:05" (clips decoded; clips embedded, once per view: an audio+video clip three times)."""
     name = os.path.basename(p.current) if p.current else ""
     if p.phase == "scanning":
         return f"{p.phase_done} {_files(p.phase_done)} found"
@@ -36,8 +37,8 @@ def phase_detail(p) -> str:
                  else f"{p.phase_done} {_files(p.phase_done)}")
         return f"{count} · {name}" if name else count
     if p.phase == "embedding":
-        parts = [f"{p.files_done} of {p.files_total} {_files(p.files_total)}",
-                 f"{p.clips_done} of {p.clips_total} {'clip' if p.clips_total == 1 else 'clips'}"]
+        parts = [f"{p.files_done} of {p.files_total} {_files(p.files_total)}", f"{p.clips_decoded} decoded",
+                 f"{p.clips_done} of {p.clips_total} embedded"]
         rate, eta = p.clips_per_s, p.eta_s
         if rate is not None:
             parts.append(f"{rate:.1f} clips/s")

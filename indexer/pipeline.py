@@ -223,6 +223,9 @@ def run_pipeline(
                 if job.error is not None:
                     continue
                 clip, i = event.clip, job.todo[event.index]  # a resumed file decodes only its todo
+                state.clips_decoded += 1
+                if progress:  # news while the first batch fills (seconds of decoding on a slow CPU)
+                    progress(state)
                 for view in job.accept(i, clip):
                     pending[view].append((j, i, _cost(embedder, clip, view)))
                     if (sum(c for _, _, c in pending[view]) >= budget
@@ -251,7 +254,7 @@ def _embedding_state(state: Progress, jobs: list[FileJob]) -> Progress:
     """`state` reset for the embedding phase of `jobs` (phase_done/total count clips x views)."""
     state.files_total, state.files_done, state.current = len(jobs), 0, None
     state.media_s_total, state.media_s_done = sum(j.media.duration_s for j in jobs), 0.0
-    state.clips_done = state.phase_done = 0
+    state.clips_done = state.phase_done = state.clips_decoded = 0
     state.clips_total = state.phase_total = sum(len(j.todo) * len(j.views) for j in jobs)
     state.phase, state.phase_started = EMBEDDING, time.monotonic()
     return state

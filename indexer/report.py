@@ -37,6 +37,7 @@ class Progress:
     phase_done: int = 0
     phase_total: Optional[int] = None  # None: not known (scanning counts what it finds)
     clips_total: int = 0  # clips x views this run expects to embed (a clip lacking a stream gets fewer)
+    clips_decoded: int = 0  # clips decoded so far (each is embedded once per view it has)
     phase_started: float = field(default_factory=time.monotonic)
 
     @property

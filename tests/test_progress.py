@@ -83,6 +83,9 @@ def test_embedding_events_carry_clips_rate_and_eta_and_the_old_fields_still_coun
     events, _, _, report = recorded_run
     embedding = [e for e in events if e.phase == "embedding"]
     assert embedding[0].clips_done == 0 and embedding[0].clips_total > 0
+    # Each decoded clip is news before its batch is embedded (the first batch can take a while).
+    first_embedded = next(i for i, e in enumerate(embedding) if e.clips_done)
+    assert embedding[first_embedded - 1].clips_decoded >= 1 and embedding[first_embedded - 1].clips_done == 0
     done = embedding[-1]
     assert done.clips_done == report.clips_added == done.phase_done
     assert done.clips_per_s is not None and done.clips_per_s > 0 and done.eta_s == 0
@@ -179,7 +182,7 @@ def test_piped_output_is_plain_lines_naming_each_phase(tmp_path, monkeypatch, fr
     assert phases_in_order(labels) == ["loading model", "generating tiny model (first use only)",
                                        *EXISTING_ORDER[:3], *EXISTING_ORDER[4:]]
     assert "scanning: 1 file found" in lines and "probing: 1 of 1 file" in lines
-    assert any(line.startswith("embedding: 1 of 1 file · ") and "clips/s" in line for line in lines)
+    assert any(line.startswith("embedding: 1 of 1 file · 1 decoded · ") and "clips/s" in line for line in lines)
     assert "files indexed" in result.stdout  # the report table, on stdout as before
 
 
