@@ -122,8 +122,9 @@ def run_pipeline(
     *,
     state: Optional[Progress] = None,
 ) -> None:
-    """`progress` hears of the embedding phase after every batch and every finished file, then of
-    the last commit; `state`: the run's Progress to carry on (a new one by default)."""
+    """`progress` hears of the embedding phase after every decoded clip, every embedded batch and
+    every finished file, then of the last commit; `state`: the run's Progress to carry on (a new
+    one by default)."""
     state = _embedding_state(state or Progress(), jobs)
     pending: dict[View, list[tuple[int, int, int]]] = {v: [] for v in View}  # (job, clip, cost)
     ready: list[FileCommit] = []
