@@ -156,13 +156,25 @@ class Index:
         longer than `partial_commit_s` of media are committed in parts: an interrupted run keeps
         them, and the next resumes after them. `isolate`: which files are read in a child process
         where an FFmpeg crash or hang fails the file, not the run ("suspect": probe all, decode the
-        unusual ones there; "all"; "none"). Returns an IndexReport."""
+        unusual ones there; "all"; "none"). `progress(p)`: called with an
+        avsearch.indexer.Progress from the first moment, `p.phase` saying what the run does now
+        (scanning, fingerprinting, probing, loading model, embedding, committing, building ANN
+        index). Returns an IndexReport."""
         from avsearch.indexer import PipelineOptions, run_index
+        from avsearch.indexer.report import PhaseReporter
+        from avsearch.indexer.run import load_model
 
         paths = [str(p) for p in paths]
         preflight.check_paths_exist(paths)  # before the model loads or the index directory is made
+        # progress hears every phase of the run (avsearch.indexer.report.PHASES), from the first moment.
+        reporter = PhaseReporter(progress)
+
+        def get_embedder():
+            return self._embedder if self._embedder is not None else load_model(self.embedder, reporter)
+
         if self._store is None:
-            embedder = self.embedder()
+            # A new index records its model's id and dimension: the model loads before the scan.
+            embedder = get_embedder()
             self.path.mkdir(parents=True, exist_ok=True)
             meta = IndexMeta(embedder.model_id, embedder.source, embedder.dim, self._settings)
             self._store = Store.create(self.path, meta, ann_config=self._ann_config)
@@ -175,8 +187,8 @@ class Index:
             decode=self._decode_options(), decode_workers=decode_workers, max_batch_tokens=max_batch_tokens,
             commit_every_files=commit_every_files, partial_commit_s=partial_commit_s, isolate=isolate,
         )
-        return run_index(self._store, paths, self.embedder, options, prune=prune,
-                         retry_failed=retry_failed, progress=progress)
+        return run_index(self._store, paths, get_embedder, options, prune=prune,
+                         retry_failed=retry_failed, reporter=reporter)
 
     def remove(self, paths: Iterable[str | Path]) -> int:
         """Forget files (or every file under a folder). Returns how many files were removed."""

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.markup import escape
 from rich.table import Table
 
@@ -17,6 +16,7 @@ from avsearch.locations import resolve_index_path
 from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, check_choice
 from avsearch.cli.common import HelpCommand, IndexOption, console, err_console, fail, short_path
 from avsearch.cli.manage_cmd import reason_without_path
+from avsearch.cli.progress_view import progress_view
 
 if TYPE_CHECKING:
     from avsearch.index import Index
@@ -60,6 +60,11 @@ def index(
         help="Decode threads: each takes a file; one with no file left takes half of a long file another is "
              "decoding (both parts >= 30 s). More than 4 measured slower, even on 16 cores."),
     as_json: bool = typer.Option(False, "--json", help="Print the final report as JSON."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q",
+        help="No progress and no table: only errors, warnings and one summary line at the end. "
+             "(Without it, a terminal shows one live progress line; a pipe or log gets plain lines, "
+             "one per phase and at most one every 5 s.)"),
 ) -> None:
     """Index video and audio under PATHS.
 
@@ -68,7 +73,12 @@ def index(
     Broken files are recorded (see `avsearch failures`) and never stop the run.
     Ctrl-C or SIGTERM stop it cleanly (exit code 130 or 143): files committed so far are kept.
 
+    Progress names each phase as it comes: scanning, fingerprinting, probing, loading model
+    (generating the tiny model on its first use), embedding (files, clips, clips/s, ETA),
+    committing, building ANN index.
+
     Example:  avsearch index ~/Videos /mnt/archive/tapes --model tiny
+    Example:  avsearch index ~/Videos -q          # for cron: one summary line
     """
     # Everything that needs no model or LanceDB is checked first, so a mistake answers at once.
     index_path = resolve_index_path(index_dir)
@@ -92,28 +102,29 @@ def index(
     if dry_run:
         _print_plan(idx.plan(paths, prune=prune, retry_failed=retry_failed), as_json)
         return
-    with Progress(
-        TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-        TextColumn("{task.fields[clips]} clips"), TextColumn("{task.fields[rate]} clips/s"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True,
-        disable=as_json,
-    ) as bar:
-        task = bar.add_task("index", total=None, clips=0, rate="-")
-        state = {"t0": None}
-
-        def on_progress(p) -> None:
-            import time
-
-            state["t0"] = state["t0"] or time.monotonic()
-            elapsed = max(time.monotonic() - state["t0"], 1e-6)
-            bar.update(task, total=p.files_total, completed=p.files_done, clips=p.clips_done,
-                       rate=f"{p.clips_done / elapsed:.1f}")
-
-        report = idx.add(paths, prune=prune, retry_failed=retry_failed, progress=on_progress, decode_workers=workers)
+    with progress_view(quiet or as_json) as view:
+        report = idx.add(paths, prune=prune, retry_failed=retry_failed, progress=view, decode_workers=workers)
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
         return
+    if quiet:
+        console.print(summary_line(report), highlight=False, soft_wrap=True)
+        return
     _print_report(report, idx)
+
+
+def summary_line(report) -> str:
+    """--quiet's one line: what the run did, and where to look when something failed."""
+    parts = [f"indexed {_count(len(report.indexed), 'file')} ({_count(report.clips_added, 'clip')})",
+             f"{report.unchanged} unchanged"]
+    parts += [f"{n} {what}" for n, what in ((len(report.moved), "moved"), (len(report.deleted), "deleted")) if n]
+    if report.failed:
+        parts.append(f"{len(report.failed)} failed (see `avsearch failures`)")
+    return ", ".join(parts) + f" in {report.seconds:.1f} s"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _print_plan(plan, as_json: bool) -> None:

@@ -11,7 +11,7 @@ import os
 import stat as stat_mod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from avsearch.errors import AvsearchError
 
@@ -40,9 +40,14 @@ def absolute(path: str | Path) -> str:
     return os.path.abspath(os.path.expanduser(str(path)))
 
 
-def crawl(roots: Iterable[str | Path], extensions: frozenset[str]) -> CrawlResult:
+FoundCallback = Callable[[int, str], None]  # (candidates found so far, the latest one's path)
+
+
+def crawl(roots: Iterable[str | Path], extensions: frozenset[str],
+          on_found: Optional[FoundCallback] = None) -> CrawlResult:
     """Every file under `roots` whose extension is in `extensions`; a root that is itself a
-    file is taken whatever its extension (the user named it)."""
+    file is taken whatever its extension (the user named it). `on_found` hears of each candidate
+    as the walk finds it (progress on a big archive)."""
     abs_roots = [absolute(r) for r in roots]
     files: dict[str, Candidate] = {}
     problems: list[CrawlProblem] = []
@@ -50,13 +55,14 @@ def crawl(roots: Iterable[str | Path], extensions: frozenset[str]) -> CrawlResul
         if not os.path.lexists(root):
             raise AvsearchError(f"{root} does not exist; check the path (nothing was changed in the index)")
         if os.path.isdir(root):
-            _walk(root, extensions, files, problems)
+            _walk(root, extensions, files, problems, on_found)
         else:
-            _add(root, files, problems)
+            _add(root, files, problems, on_found)
     return CrawlResult(abs_roots, sorted(files.values(), key=lambda c: c.path), problems)
 
 
-def _walk(root: str, extensions: frozenset[str], files: dict, problems: list) -> None:
+def _walk(root: str, extensions: frozenset[str], files: dict, problems: list,
+          on_found: Optional[FoundCallback] = None) -> None:
     def on_error(err: OSError) -> None:
         problems.append(CrawlProblem(absolute(err.filename or root), f"cannot list directory: {err.strerror}"))
 
@@ -66,10 +72,10 @@ def _walk(root: str, extensions: frozenset[str], files: dict, problems: list) ->
             if name.startswith("."):
                 continue
             if _extension(name) in extensions:
-                _add(os.path.join(dirpath, name), files, problems)
+                _add(os.path.join(dirpath, name), files, problems, on_found)
 
 
-def _add(path: str, files: dict, problems: list) -> None:
+def _add(path: str, files: dict, problems: list, on_found: Optional[FoundCallback] = None) -> None:
     try:
         st = os.stat(path)
     except OSError as err:
@@ -80,6 +86,8 @@ def _add(path: str, files: dict, problems: list) -> None:
         problems.append(CrawlProblem(path, "not a regular file"))
         return
     files[path] = Candidate(path, int(st.st_size), float(st.st_mtime))
+    if on_found is not None:
+        on_found(len(files), path)
 
 
 def _extension(name: str) -> str:

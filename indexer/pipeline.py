@@ -26,7 +26,7 @@ from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.types import Clip, MediaFile, View, check_choice
 from avsearch.indexer.ids import clip_id, row_id
-from avsearch.indexer.report import IndexReport, Progress, ProgressCallback
+from avsearch.indexer.report import COMMITTING, EMBEDDING, IndexReport, Progress, ProgressCallback
 
 
 ISOLATE_CHOICES = ("suspect", "all", "none")
@@ -119,8 +119,13 @@ def run_pipeline(
     options: PipelineOptions,
     report: IndexReport,
     progress: Optional[ProgressCallback] = None,
+    *,
+    state: Optional[Progress] = None,
 ) -> None:
-    state = Progress(files_total=len(jobs), media_s_total=sum(j.media.duration_s for j in jobs))
+    """`progress` hears of the embedding phase after every decoded clip, every embedded batch and
+    every finished file, then of the last commit; `state`: the run's Progress to carry on (a new
+    one by default)."""
+    state = _embedding_state(state or Progress(), jobs)
     pending: dict[View, list[tuple[int, int, int]]] = {v: [] for v in View}  # (job, clip, cost)
     ready: list[FileCommit] = []
     done: set[int] = set()
@@ -147,6 +152,9 @@ def run_pipeline(
         for (j, c, _), vec in zip(items, vectors):
             jobs[j].store_vector(c, view, vec)
         state.clips_done += len(items)
+        state.phase_done = state.clips_done
+        if progress:
+            progress(state)
         return {j for j, _, _ in items}
 
     def settle(candidates) -> None:
@@ -216,6 +224,9 @@ def run_pipeline(
                 if job.error is not None:
                     continue
                 clip, i = event.clip, job.todo[event.index]  # a resumed file decodes only its todo
+                state.clips_decoded += 1
+                if progress:  # news while the first batch fills (seconds of decoding on a slow CPU)
+                    progress(state)
                 for view in job.accept(i, clip):
                     pending[view].append((j, i, _cost(embedder, clip, view)))
                     if (sum(c for _, _, c in pending[view]) >= budget
@@ -233,7 +244,21 @@ def run_pipeline(
     for view in View:
         settle(flush(view))
     settle(range(len(jobs)))
+    state.phase, state.phase_done, state.phase_total, state.current = COMMITTING, 0, None, None
+    state.phase_started = time.monotonic()
+    if progress:
+        progress(state)
     maybe_commit(force=True)
+
+
+def _embedding_state(state: Progress, jobs: list[FileJob]) -> Progress:
+    """`state` reset for the embedding phase of `jobs` (phase_done/total count clips x views)."""
+    state.files_total, state.files_done, state.current = len(jobs), 0, None
+    state.media_s_total, state.media_s_done = sum(j.media.duration_s for j in jobs), 0.0
+    state.clips_done = state.phase_done = state.clips_decoded = 0
+    state.clips_total = state.phase_total = sum(len(j.todo) * len(j.views) for j in jobs)
+    state.phase, state.phase_started = EMBEDDING, time.monotonic()
+    return state
 
 
 def _file_row(job: FileJob, embedder: Embedder) -> dict:

@@ -8,19 +8,57 @@ from typing import Callable, Iterable, Optional
 from avsearch.media import SUPPORTED_EXTENSIONS, fingerprint, probe
 from avsearch.media.sandbox import shared_sandbox
 from avsearch.models.base import Embedder
+from avsearch.models.registry import model_steps
 from avsearch.store import FileCommit, Store
 from avsearch.indexer.crawl import CrawlResult, crawl
 from avsearch.indexer.pipeline import FileJob, PipelineOptions, failure_reason, make_job, run_pipeline
 from avsearch.indexer.plan import Plan, make_plan
-from avsearch.indexer.report import IndexReport, ProgressCallback
+from avsearch.indexer.report import (
+    BUILDING_ANN, COMMITTING, FINGERPRINTING, LOADING_MODEL, PROBING, SCANNING, IndexReport, PhaseReporter,
+    ProgressCallback,
+)
 
 
 def plan_run(store: Optional[Store], paths: Iterable[str], *, prune: bool = True,
-             retry_failed: bool = False) -> tuple[CrawlResult, Plan]:
-    """What a run would do; reads the disk and the index, changes nothing."""
-    found = crawl(paths, SUPPORTED_EXTENSIONS)
+             retry_failed: bool = False, reporter: Optional[PhaseReporter] = None) -> tuple[CrawlResult, Plan]:
+    """What a run would do; reads the disk and the index, changes nothing. `reporter` hears of
+    each file the scan finds and each file fingerprinted."""
+    reporter = reporter or PhaseReporter(None)
+    reporter.phase(SCANNING)
+    found = crawl(paths, SUPPORTED_EXTENSIONS, on_found=reporter.tick)
+    reporter.tick(len(found.files), force=True)
     rows = store.file_rows() if store is not None else []
-    return found, make_plan(found, rows, fingerprint, prune=prune, retry_failed=retry_failed)
+    counted = _Fingerprinting(reporter, found, rows)
+    plan = make_plan(found, rows, counted, prune=prune, retry_failed=retry_failed)
+    reporter.tick(counted.done, force=True)
+    return found, plan
+
+
+class _Fingerprinting:
+    """`fingerprint`, reporting each file before it is read (a slow disk shows which one)."""
+
+    def __init__(self, reporter: PhaseReporter, found: CrawlResult, rows: list[dict]):
+        known = {r["path"]: (r["size"], r["mtime"]) for r in rows}
+        # The planner fingerprints the files whose size+mtime the index does not have already.
+        self.total = sum(known.get(c.path) != (c.size, c.mtime) for c in found.files)
+        self.done = 0
+        self._reporter = reporter
+        reporter.phase(FINGERPRINTING, total=self.total)
+
+    def __call__(self, path: str) -> str:
+        self._reporter.tick(self.done, path, total=max(self.total, self.done + 1))
+        try:
+            return fingerprint(path)
+        finally:
+            self.done += 1
+
+
+def load_model(get_embedder: Callable[[], Embedder], reporter: PhaseReporter) -> Embedder:
+    """get_embedder() under the "loading model" phase; a step the loader announces (generating
+    the tiny checkpoint on first use) becomes a phase of its own."""
+    reporter.phase(LOADING_MODEL)
+    with model_steps(reporter.phase):
+        return get_embedder()
 
 
 def run_index(
@@ -32,12 +70,17 @@ def run_index(
     prune: bool = True,
     retry_failed: bool = False,
     progress: Optional[ProgressCallback] = None,
+    reporter: Optional[PhaseReporter] = None,
 ) -> IndexReport:
+    """`progress` hears every phase (report.PHASES); or pass the `reporter` that announced the
+    model's loading, so one Progress carries on through the run. get_embedder is called only when
+    there is something to embed: wrap it in `load_model` for a "loading model" phase."""
     started = time.monotonic()
     report = IndexReport()
+    reporter = reporter or PhaseReporter(progress)
     with store.write_lock():
         report.recovered_orphans = store.recover()
-        _, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed)
+        _, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed, reporter=reporter)
         report.plan_counts = plan.counts()
         report.unchanged = len(plan.unchanged) + len(plan.touched)
 
@@ -52,7 +95,10 @@ def run_index(
             report.failed.append((p.path, p.reason))
 
         jobs: list[FileJob] = []
-        for work in plan.work:
+        reporter.state.files_total = len(plan.work)
+        reporter.phase(PROBING, total=len(plan.work))
+        for n, work in enumerate(plan.work):
+            reporter.tick(n, work.path, force=True)  # before the probe: a file that hangs it is named
             try:
                 media = _probe(work.path, options)
                 job = None
@@ -65,12 +111,15 @@ def run_index(
                 reason = failure_reason(err)
                 failed_rows.append(_failed_row(work.path, reason, work.size, work.mtime, work.fingerprint))
                 report.failed.append((work.path, reason))
+        reporter.tick(len(plan.work), force=True)
         commits = [FileCommit(r) for r in failed_rows] + [FileCommit(r, replace_clips=False) for r in plan.touched]
         store.commit(commits)
 
         if jobs:
-            run_pipeline(jobs, store, get_embedder(), options, report, progress)
-        store.finish_writes()
+            run_pipeline(jobs, store, get_embedder(), options, report, reporter.send, state=reporter.state)
+        if reporter.state.phase != COMMITTING:  # the pipeline announces its last commit
+            reporter.phase(COMMITTING)
+        store.finish_writes(on_ann=lambda: reporter.phase(BUILDING_ANN))
     report.seconds = time.monotonic() - started
     return report
 

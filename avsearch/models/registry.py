@@ -6,7 +6,9 @@ a local checkpoint directory. Names are tried first, then directories, then hub 
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator, Optional
 
 from avsearch.models.base import Embedder
 
@@ -40,6 +42,30 @@ def load_embedder(spec: Optional[str] = None, *, device: Optional[str] = None) -
     from avsearch.models.wave import load_wave_embedder
 
     return load_wave_embedder(spec, device=device)
+
+
+# Steps of loading a model that a user waits for and should hear about, announced by loaders
+# through `announce` to whoever listens (an indexing run's progress), without the models package
+# knowing who that is.
+GENERATING_TINY = "generating tiny model"
+_listener: ContextVar[Optional[Callable[[str], None]]] = ContextVar("avsearch_model_steps", default=None)
+
+
+@contextmanager
+def model_steps(listener: Callable[[str], None]) -> Iterator[None]:
+    """Within the block, `listener(step)` hears the steps loaders `announce` in this thread."""
+    token = _listener.set(listener)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
+def announce(step: str) -> None:
+    """Tell the current listener (if any) that loading now takes `step` (e.g. GENERATING_TINY)."""
+    listener = _listener.get()
+    if listener is not None:
+        listener(step)
 
 
 _builtins_loaded = False

@@ -19,7 +19,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -142,14 +142,17 @@ class Store:
         return self.tables.recover()
 
     @_faults
-    def finish_writes(self, *, purge: bool = False) -> None:
+    def finish_writes(self, *, purge: bool = False, on_ann: Optional[Callable[[], None]] = None) -> None:
         """End of a write run: compact the tables, bring the ANN index up to date, then drop the
         table versions beyond `self.retention` (retention.py). purge (after `remove`): first
-        rewrite the tables whose data files still hold deleted rows, so nothing removed stays."""
+        rewrite the tables whose data files still hold deleted rows, so nothing removed stays.
+        on_ann: called when the compaction is done and the ANN index is next (progress)."""
         self.tables.compact()
         if purge:
             self.tables.purge_deleted()
         self.tables.refresh()
+        if on_ann is not None:
+            on_ann()
         self.ensure_ann(save=True)
         try:
             self.remove_old_versions(keep_only_latest=purge)

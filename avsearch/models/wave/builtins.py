@@ -33,8 +33,10 @@ def ensure_tiny_checkpoint(seed: int = TINY_SEED) -> Path:
     target = tiny_checkpoint_dir(seed)
     if _is_current(target):
         return target
+    from avsearch.models.registry import GENERATING_TINY, announce
     from avsearch.models.wave.tiny import make_tiny_checkpoint
 
+    announce(GENERATING_TINY)  # seconds of silence otherwise, on first use only
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
