@@ -47,6 +47,8 @@ def status(index_dir: Optional[Path] = IndexOption,
                   "`avsearch index` again finishes them)")
     if stats.get("files_damaged"):
         t.add_row("files partly indexed", f"{stats['files_damaged']}  (damaged stretches skipped; see `avsearch failures`)")
+    if stats.get("files_duplicate"):
+        t.add_row("duplicates", f"{stats['files_duplicate']}  (copies and links of indexed files: embedded once)")
     t.add_row("files failed", str(stats["files_failed"]) + ("  (see `avsearch failures`)" if stats["files_failed"] else ""))
     t.add_row("clips", str(stats["clips"]))
     for view, n in sorted(stats["clips_by_view"].items()):

@@ -10,15 +10,18 @@ from avsearch.media.sandbox import shared_sandbox
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.indexer.crawl import CrawlResult, crawl
+from avsearch.indexer.duplicates import commit_duplicates
+from avsearch.indexer.patterns import PathPatterns
 from avsearch.indexer.pipeline import FileJob, PipelineOptions, failure_reason, make_job, run_pipeline
 from avsearch.indexer.plan import Plan, make_plan
 from avsearch.indexer.report import IndexReport, ProgressCallback
 
 
 def plan_run(store: Optional[Store], paths: Iterable[str], *, prune: bool = True,
-             retry_failed: bool = False) -> tuple[CrawlResult, Plan]:
+             retry_failed: bool = False, follow_symlinks: bool = True,
+             patterns: PathPatterns = PathPatterns()) -> tuple[CrawlResult, Plan]:
     """What a run would do; reads the disk and the index, changes nothing."""
-    found = crawl(paths, SUPPORTED_EXTENSIONS)
+    found = crawl(paths, SUPPORTED_EXTENSIONS, follow_symlinks=follow_symlinks, patterns=patterns)
     rows = store.file_rows() if store is not None else []
     return found, make_plan(found, rows, fingerprint, prune=prune, retry_failed=retry_failed)
 
@@ -32,12 +35,19 @@ def run_index(
     prune: bool = True,
     retry_failed: bool = False,
     progress: Optional[ProgressCallback] = None,
+    follow_symlinks: bool = True,
+    patterns: Optional[PathPatterns] = None,
 ) -> IndexReport:
+    """`patterns`: include/exclude patterns to apply and store with the index (None: the stored ones)."""
     started = time.monotonic()
     report = IndexReport()
     with store.write_lock():
         report.recovered_orphans = store.recover()
-        _, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed)
+        if patterns is not None and patterns.to_dict() != store.path_patterns():
+            store.set_path_patterns(patterns.to_dict())
+        patterns = PathPatterns.from_dict(store.path_patterns())
+        _, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed,
+                           follow_symlinks=follow_symlinks, patterns=patterns)
         report.plan_counts = plan.counts()
         report.unchanged = len(plan.unchanged) + len(plan.touched)
 
@@ -70,6 +80,7 @@ def run_index(
 
         if jobs:
             run_pipeline(jobs, store, get_embedder(), options, report, progress)
+        commit_duplicates(store, plan.duplicates, report)  # after their canonicals: tied to an outcome
         store.finish_writes()
     report.seconds = time.monotonic() - started
     return report

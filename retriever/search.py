@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -64,4 +64,13 @@ def search(query: Query, store: Store, get_embedder: Callable[[], Embedder], opt
     if options.merge_adjacent:
         hits = merge_adjacent(hits)
     hits = cap_per_file(hits, options.per_file)
-    return SearchResult(hits[: options.k], len(pairs), stats)
+    return SearchResult(with_duplicates(hits[: options.k], meta, store), len(pairs), stats)
+
+
+def with_duplicates(hits: list[Hit], meta: dict[int, dict], store: Store) -> list[Hit]:
+    """`hits` with the other paths of their content (copies, links; see indexer/plan.py) listed:
+    a content is indexed once, so it comes back as one hit that names them all."""
+    fingerprint = {m["path"]: m["fingerprint"] for m in meta.values()}
+    others = store.duplicate_paths({fingerprint[h.path] for h in hits if h.path in fingerprint})
+    return [replace(h, duplicate_paths=tuple(others[fingerprint[h.path]]))
+            if fingerprint.get(h.path) in others else h for h in hits]
