@@ -22,14 +22,16 @@ def commit_duplicates(store: Store, duplicates: Sequence[Duplicate], report: Ind
     if not duplicates:
         return
     rows = store.file_rows_with_fingerprints(sorted({d.fingerprint for d in duplicates}))
-    holders = {r["fingerprint"]: r for r in sorted(rows, key=lambda r: r["path"]) if r["status"] == "ok"}
     by_path = {r["path"]: r for r in rows}
+    demoted = {d.path for d in duplicates}  # rows of these paths hold nothing once committed
     commits = []
     for d in duplicates:
-        holder = holders.get(d.fingerprint)
+        holders = [r for r in rows if r["fingerprint"] == d.fingerprint and r["status"] == "ok" and r["path"] not in demoted]
+        holder = by_path[d.canonical] if by_path.get(d.canonical) in holders else min(
+            holders, key=lambda r: r["path"], default=None)
         row = {"path": d.path, "fingerprint": d.fingerprint, "size": d.size, "mtime": d.mtime,
                "n_clips": 0, "indexed_at": time.time()}
-        if holder is not None and holder["path"] != d.path:
+        if holder is not None:
             commits.append(FileCommit({**{k: holder.get(k) for k in _FACTS}, **row, "status": DUPLICATE, "error": None}))
             report.duplicates.append((d.path, holder["path"]))
             continue
