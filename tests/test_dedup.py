@@ -236,24 +236,32 @@ def test_no_follow_symlinks_skips_symlinked_files_and_prunes_those_indexed(tmp_p
     assert counter.clips == 2
 
 
-def test_cli_index_embeds_each_content_once_and_query_shows_one_hit_per_content(tmp_path, sounds):
-    lib = make_library(tmp_path, sounds)
-    env = {**os.environ, "COLUMNS": "200"}
+def test_cli_index_embeds_each_content_once_and_query_shows_one_hit_per_content(tmp_path, sounds, capsys,
+                                                                                 monkeypatch):
+    from avsearch.cli.app import main
 
-    def run(*args):
-        out = subprocess.run([sys.executable, "-m", "avsearch.cli.app", *map(str, args)], capture_output=True,
-                             text=True, env=env, timeout=300)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+    lib = make_library(tmp_path, sounds)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args) -> str:  # the real entry point, in this process (a subprocess pays torch's import again)
+        monkeypatch.setattr(sys, "argv", ["avsearch", *map(str, args)])
+        capsys.readouterr()
+        try:
+            main()
+        except SystemExit as exit:
+            assert not exit.code, capsys.readouterr().err
+        return capsys.readouterr().out
 
     dry = json.loads(run("index", lib, "--index", tmp_path / "idx", "--model", "tiny", "--dry-run", "--json"))
     assert sorted(Path(p).name for p, _ in dry["duplicate"]) == ["b.wav", "c.wav", "d.wav"]
     report = json.loads(run("index", lib, "--index", tmp_path / "idx", "--model", "tiny", "--json"))
     assert report["clips_added"] == 2 and len(report["duplicates"]) == 3
-    hits = [json.loads(line) for line in run("query", "a tone", "--index", tmp_path / "idx", "--json",
+    index = Index.open(tmp_path / "idx")
+    e_clip = index.store.tables.clip_meta(f"path = '{lib / 'e.wav'}'", ["clip_id"]).column("clip_id")[0].as_py()
+    # More like e.wav's clip (a stored vector: no model): the other content is one hit naming its four paths.
+    hits = [json.loads(line) for line in run("query", "--like", e_clip, "--index", tmp_path / "idx", "--json",
                                              "--no-server").splitlines()]
-    assert len(hits) == 2  # two contents, five paths
-    copies = next(h for h in hits if h["duplicate_paths"])
-    assert [copies["path"], *copies["duplicate_paths"]] == [str(lib / n) for n in ("a.wav", "b.wav", "c.wav", "d.wav")]
-    table = run("query", "a tone", "--index", tmp_path / "idx", "--no-server")
-    assert "also at:" in table and "b.wav" in table
+    assert len(hits) == 1
+    assert [hits[0]["path"], *hits[0]["duplicate_paths"]] == [str(lib / n) for n in ("a.wav", "b.wav", "c.wav", "d.wav")]
+    table = run("query", "--like", e_clip, "--index", tmp_path / "idx", "--no-server")
+    assert "also at:" in table and all(f"lib/{n}" in table for n in ("b.wav", "c.wav", "d.wav"))
