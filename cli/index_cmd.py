@@ -54,7 +54,7 @@ def index(
     ),
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Drop indexed files under PATHS that are gone."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (new/changed/moved/deleted/unchanged); change nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (new/changed/moved/duplicate/deleted/unchanged); change nothing."),
     workers: Optional[int] = typer.Option(
         None, "--workers", min=1, show_default="half the CPUs, 2 to 4",
         help="Decode threads: each takes a file; one with no file left takes half of a long file another is "
@@ -66,12 +66,12 @@ def index(
              "under several paths (copies, hard links, symlinks) is embedded once and its hits list the other "
              "paths. --no-follow-symlinks skips symlinks (and prunes the ones indexed before)."),
     include: Optional[List[str]] = typer.Option(
-        None, "--include", show_default=False,
+        None, "--include", show_default=False, metavar="GLOB",
         help="Index only files matching this glob, on the path relative to PATH or the file name; repeatable. "
              "Stored with the index: later runs without --include reuse it; --include '' clears it. "
              "Example: --include '*.mp4' --include 'interviews/*'"),
     exclude: Optional[List[str]] = typer.Option(
-        None, "--exclude", show_default=False,
+        None, "--exclude", show_default=False, metavar="GLOB",
         help="Skip files (and folders) matching this glob, on the relative path or the name; repeatable; wins "
              "over --include; indexed files it matches are pruned. Stored like --include; --exclude '' clears it. "
              "Example: --exclude 'drafts/*' --exclude '*.part'"),
