@@ -204,12 +204,16 @@ class Index:
                          patterns=self._patterns(include, exclude))
 
     def remove(self, paths: Iterable[str | Path]) -> int:
-        """Forget files (or every file under a folder). Returns how many files were removed."""
+        """Forget files (or every file under a folder). Returns how many files were removed. A
+        removed file's copy (a duplicate path of its content) that stays takes its clips over."""
         targets = [_folder(p) for p in paths]
         rows = self.store.file_rows()
         doomed = [r["path"] for r in rows if any(_is_under(r["path"], t) for t in targets)]
+        from avsearch.indexer.duplicates import hand_over
+
         with self.store.write_lock():
-            n = self.store.remove_paths(doomed)
+            handed = hand_over(self.store, rows, set(doomed))  # copies that stay keep the clips
+            n = len(handed) + self.store.remove_paths([p for p in doomed if p not in handed])
             # purge: their rows leave the data files too, and the version cleanup that follows
             # drops the old versions that still hold them (unless a query is reading one now).
             self.store.finish_writes(purge=True)

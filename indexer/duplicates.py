@@ -40,3 +40,20 @@ def commit_duplicates(store: Store, duplicates: Sequence[Duplicate], report: Ind
         commits.append(FileCommit({**row, "status": "failed", "error": reason}))
         report.failed.append((d.path, reason))
     store.commit(commits)
+
+
+def hand_over(store: Store, rows: Sequence[dict], doomed: set[str]) -> list[str]:
+    """Before the rows of `doomed` paths are removed (`avsearch remove`): an indexed row whose
+    content has a duplicate that stays gives that duplicate its clips (re-pointed, as a move), so
+    the copies stay searchable without re-embedding. Returns the paths handed over (gone already)."""
+    heirs: dict[str, dict] = {}
+    for r in sorted(rows, key=lambda r: r["path"]):
+        if r["status"] == DUPLICATE and r["path"] not in doomed:
+            heirs.setdefault(r["fingerprint"], r)
+    handed = []
+    for r in rows:
+        heir = heirs.pop(r["fingerprint"], None) if r["status"] == "ok" and r["path"] in doomed else None
+        if heir is not None:
+            store.repoint(r["path"], {**r, "path": heir["path"], "size": heir["size"], "mtime": heir["mtime"]})
+            handed.append(r["path"])
+    return handed

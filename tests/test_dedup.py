@@ -265,3 +265,14 @@ def test_cli_index_embeds_each_content_once_and_query_shows_one_hit_per_content(
     assert [hits[0]["path"], *hits[0]["duplicate_paths"]] == [str(lib / n) for n in ("a.wav", "b.wav", "c.wav", "d.wav")]
     table = run("query", "--like", e_clip, "--index", tmp_path / "idx", "--no-server")
     assert "also at:" in table and all(f"lib/{n}" in table for n in ("b.wav", "c.wav", "d.wav"))
+
+
+def test_removing_the_canonical_from_the_index_leaves_its_clips_to_a_copy(tmp_path, sounds, tiny_embedder):
+    lib = make_library(tmp_path, sounds)
+    index, counter = open_counting(tmp_path / "idx", tiny_embedder)
+    index.add([lib])
+    before = {(c, r) for p, c, r in clip_rows(index) if p == "a.wav"}
+    assert index.remove([lib / "a.wav", lib / "c.wav"]) == 2
+    assert {(c, r) for p, c, r in clip_rows(index) if p == "b.wav"} == before
+    assert statuses(index) == {"b.wav": "ok", "d.wav": "duplicate", "e.wav": "ok"}
+    assert hits_for(index, "b.wav", lib)[0].duplicate_paths == (str(lib / "d.wav"),)
