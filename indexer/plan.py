@@ -113,8 +113,9 @@ def make_plan(
     # content (a move); the first of those by path is the source.
     canonical: dict[str, str] = {}
     released: dict[str, dict] = {}
-    via_link = {c.path: c.via_link for c in crawl.files}
-    for r in sorted(existing_rows, key=lambda r: (via_link.get(r["path"], False), r["path"])):
+    linked = {c.path for c in crawl.files if c.via_link}
+    preference = lambda p: (p in linked, p)  # noqa: E731  (real paths first, then by path)
+    for r in existing_rows:  # no sort: only rows sharing a content are compared
         if r["status"] not in CANONICAL:
             continue
         fp, p = r["fingerprint"], r["path"]
@@ -123,9 +124,10 @@ def make_plan(
         else:
             live = exists(p) and not pruned(p)
         if live:
-            canonical.setdefault(fp, p)
-        elif r["status"] == "ok":  # partial rows are resumed or dropped, never moved
-            released.setdefault(fp, r)
+            if fp not in canonical or preference(p) < preference(canonical[fp]):
+                canonical[fp] = p
+        elif r["status"] == "ok" and (fp not in released or p < released[fp]["path"]):
+            released[fp] = r  # partial rows are resumed or dropped, never moved
     moved_from: set[str] = set()
 
     def take_over(cand: Candidate, fp: str) -> bool:
@@ -139,7 +141,7 @@ def make_plan(
                                {**source, "path": cand.path, "size": cand.size, "mtime": cand.mtime}))
         return True
 
-    for cand in sorted(crawl.files, key=lambda c: (c.via_link, c.path)):
+    for cand in sorted(crawl.files, key=lambda c: c.via_link):  # stable: by path within each kind
         if cand.path not in current:
             continue
         fp, row = current[cand.path], by_path.get(cand.path)

@@ -219,8 +219,9 @@ class Store:
         version = self.tables.current_versions()[1]
         if self._duplicates is None or self._duplicates[0] != version:
             by_fp: dict[str, list[str]] = {}
-            for r in self.tables.file_rows("status = 'duplicate'"):
-                by_fp.setdefault(r["fingerprint"], []).append(r["path"])
+            t = self.tables.duplicate_rows()
+            for path, fp in zip(t.column("path").to_pylist(), t.column("fingerprint").to_pylist()):
+                by_fp.setdefault(fp, []).append(path)
             self._duplicates = (version, {fp: sorted(paths) for fp, paths in by_fp.items()})
         known = self._duplicates[1]
         return {fp: known[fp] for fp in fingerprints if fp in known}
