@@ -181,6 +181,15 @@ def make_plan(
         canonical[fp] = cand.path
         plan.work.append(_work(cand, fp, "new" if row is None else "changed"))
 
+    # Content released here whose other path is a duplicate row outside this crawl (a copy in a
+    # folder this run does not walk): that path takes the clips over, as a path found here would.
+    for r in existing_rows:
+        fp, p = r["fingerprint"], r["path"]
+        source = released.get(fp)
+        if (r["status"] == DUPLICATE and source is not None and fp not in canonical and p not in on_disk
+                and source["path"] not in moved_from and exists(p) and not pruned(p)):
+            take_over(Candidate(p, r["size"], r["mtime"]), fp)
+
     if prune:
         for r in existing_rows:
             p = r["path"]

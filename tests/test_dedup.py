@@ -276,3 +276,19 @@ def test_removing_the_canonical_from_the_index_leaves_its_clips_to_a_copy(tmp_pa
     assert {(c, r) for p, c, r in clip_rows(index) if p == "b.wav"} == before
     assert statuses(index) == {"b.wav": "ok", "d.wav": "duplicate", "e.wav": "ok"}
     assert hits_for(index, "b.wav", lib)[0].duplicate_paths == (str(lib / "d.wav"),)
+
+
+def test_a_copy_outside_the_folder_indexed_now_takes_the_clips_over(tmp_path, sounds, tiny_embedder):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    shutil.copy(sounds / "a.wav", one / "a.wav")
+    shutil.copy(sounds / "a.wav", two / "copy.wav")
+    index, counter = open_counting(tmp_path / "idx", tiny_embedder)
+    index.add([one, two])
+    before = {(c, r) for p, c, r in clip_rows(index)}
+    os.remove(one / "a.wav")
+    index.add([one])  # two/ is not walked, but its copy is known to the index
+    assert {(c, r) for p, c, r in clip_rows(index) if p == "copy.wav"} == before
+    assert statuses(index) == {"copy.wav": "ok"}
+    counter.clips = 0
+    assert index.add([one, two]).plan_counts["unchanged"] == 1 and counter.clips == 0
