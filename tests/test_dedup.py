@@ -292,3 +292,20 @@ def test_a_copy_outside_the_folder_indexed_now_takes_the_clips_over(tmp_path, so
     assert statuses(index) == {"copy.wav": "ok"}
     counter.clips = 0
     assert index.add([one, two]).plan_counts["unchanged"] == 1 and counter.clips == 0
+
+
+def test_the_canonical_is_a_real_path_before_a_symlink_and_a_retried_failed_copy_becomes_a_duplicate():
+    from avsearch.indexer.crawl import Candidate, CrawlResult
+    from avsearch.indexer.plan import make_plan
+
+    found = CrawlResult(["/lib"], [Candidate("/lib/a-link.wav", 10, 1.0, via_link=True),
+                                   Candidate("/lib/b.wav", 10, 1.0)], [])
+    plan = make_plan(found, [], {"/lib/a-link.wav": "F", "/lib/b.wav": "F"}.__getitem__, exists=lambda p: True)
+    assert [w.path for w in plan.work] == ["/lib/b.wav"]
+    assert [(d.path, d.canonical) for d in plan.duplicates] == [("/lib/a-link.wav", "/lib/b.wav")]
+
+    failed = {"fingerprint": "F", "size": 10, "mtime": 1.0, "status": "failed"}
+    rows = [{**failed, "path": "/lib/a-link.wav"}, {**failed, "path": "/lib/b.wav"}]
+    retry = make_plan(found, rows, {}.__getitem__, retry_failed=True, exists=lambda p: True)
+    assert [(w.path, w.reason) for w in retry.work] == [("/lib/b.wav", "retry")]
+    assert [d.path for d in retry.duplicates] == ["/lib/a-link.wav"]
