@@ -256,6 +256,8 @@ def test_cli_index_embeds_each_content_once_and_query_shows_one_hit_per_content(
     assert sorted(Path(p).name for p, _ in dry["duplicate"]) == ["b.wav", "c.wav", "d.wav"]
     report = json.loads(run("index", lib, "--index", tmp_path / "idx", "--model", "tiny", "--json"))
     assert report["clips_added"] == 2 and len(report["duplicates"]) == 3
+    status = run("status", "--index", tmp_path / "idx")
+    assert "duplicates" in status and "3  (copies and links" in status
     index = Index.open(tmp_path / "idx")
     e_clip = index.store.tables.clip_meta(f"path = '{lib / 'e.wav'}'", ["clip_id"]).column("clip_id")[0].as_py()
     # More like e.wav's clip (a stored vector: no model): the other content is one hit naming its four paths.

@@ -76,7 +76,7 @@ def test_patterns_are_stored_reused_by_the_next_run_cleared_and_prune_what_they_
     index.add([lib], exclude=["drafts/*"])
     assert names(index, lib) == ["keep.wav"]
     stored = json.loads((tmp_path / "idx" / "avsearch.json").read_text())["patterns"]
-    assert stored == {"include": [], "exclude": ["drafts/*"]}
+    assert stored == {"include": [], "exclude": ["drafts/*"]} == index.stats()["patterns"]
 
     write_audio(lib / "drafts" / "y.wav", duration_s=1.0, tone_hz=700.0)
     again = Index.open(tmp_path / "idx")  # a later run, no patterns given: the stored ones apply

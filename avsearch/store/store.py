@@ -308,6 +308,7 @@ class Store:
             "ann": self.ann_state(),
             "disk_bytes": _dir_size(self.directory),
             "settings": self.meta.settings.__dict__ | {"views": list(self.meta.settings.views)},
+            "patterns": self.path_patterns(),  # include/exclude globs later runs apply
         }
 
     # -- ANN index -------------------------------------------------------------------------
