@@ -140,17 +140,33 @@ class Index:
 
     # -- indexing --------------------------------------------------------------------------
 
-    def plan(self, paths: Iterable[str | Path], *, prune: bool = True, retry_failed: bool = False):
-        """What `add` would do (new / changed / moved / deleted / unchanged), changing nothing."""
+    def plan(self, paths: Iterable[str | Path], *, prune: bool = True, retry_failed: bool = False,
+             follow_symlinks: bool = True, include: Optional[Sequence[str]] = None,
+             exclude: Optional[Sequence[str]] = None):
+        """What `add` would do (new / changed / moved / duplicate / deleted / unchanged), changing
+        nothing. Same arguments as `add`."""
         from avsearch.indexer import plan_run
 
         self._check_open()
-        _, plan = plan_run(self._store, [str(p) for p in paths], prune=prune, retry_failed=retry_failed)
+        _, plan = plan_run(self._store, [str(p) for p in paths], prune=prune, retry_failed=retry_failed,
+                           follow_symlinks=follow_symlinks, patterns=self._patterns(include, exclude))
         return plan
+
+    def path_patterns(self) -> dict:
+        """The include/exclude patterns stored with the index: {"include": [...], "exclude": [...]}."""
+        return self._patterns(None, None).to_dict()
+
+    def _patterns(self, include, exclude):
+        from avsearch.indexer.patterns import PathPatterns, merged
+
+        stored = PathPatterns.from_dict(self._store.path_patterns() if self._store is not None else None)
+        return merged(stored, include, exclude)
 
     def add(self, paths: Iterable[str | Path], *, prune: bool = True, retry_failed: bool = False,
             progress=None, decode_workers: Optional[int] = None, max_batch_tokens: Optional[int] = None,
-            commit_every_files: int = 8, partial_commit_s: float = 600.0, isolate: str = "suspect"):
+            commit_every_files: int = 8, partial_commit_s: float = 600.0, isolate: str = "suspect",
+            follow_symlinks: bool = True, include: Optional[Sequence[str]] = None,
+            exclude: Optional[Sequence[str]] = None):
         """Index new and changed media under `paths`; re-point moved files; with `prune`, drop
         files under `paths` that are gone. Broken files are recorded as failed, never fatal. Files
         longer than `partial_commit_s` of media are committed in parts: an interrupted run keeps
@@ -159,7 +175,15 @@ class Index:
         unusual ones there; "all"; "none"). `progress(p)`: called with an
         avsearch.indexer.Progress from the first moment, `p.phase` saying what the run does now
         (scanning, fingerprinting, probing, loading model, embedding, committing, building ANN
-        index). Returns an IndexReport."""
+        index).
+
+        A content found under several paths (copies, hard links, symlinks) is embedded once; the
+        other paths are recorded as its duplicates and listed on its hits (`Hit.duplicate_paths`).
+        follow_symlinks: walk symlinked folders (each real folder once) and take symlinked files;
+        False skips symlinks. include/exclude: glob patterns on the path relative to the indexed
+        folder or on the file name (`["*.mp4"]`, `["drafts/*", "*.part"]`); they are stored with
+        the index and later runs given None reuse them; `[]` (or `[""]`) clears that kind.
+        Returns an IndexReport."""
         from avsearch.indexer import PipelineOptions, run_index
         from avsearch.indexer.report import PhaseReporter
         from avsearch.indexer.run import load_model
@@ -188,15 +212,20 @@ class Index:
             commit_every_files=commit_every_files, partial_commit_s=partial_commit_s, isolate=isolate,
         )
         return run_index(self._store, paths, get_embedder, options, prune=prune,
-                         retry_failed=retry_failed, reporter=reporter)
+                         retry_failed=retry_failed, reporter=reporter, follow_symlinks=follow_symlinks,
+                         patterns=self._patterns(include, exclude))
 
     def remove(self, paths: Iterable[str | Path]) -> int:
-        """Forget files (or every file under a folder). Returns how many files were removed."""
+        """Forget files (or every file under a folder). Returns how many files were removed. A
+        removed file's copy (a duplicate path of its content) that stays takes its clips over."""
         targets = [_folder(p) for p in paths]
         rows = self.store.file_rows()
         doomed = [r["path"] for r in rows if any(_is_under(r["path"], t) for t in targets)]
+        from avsearch.indexer.duplicates import hand_over
+
         with self.store.write_lock():
-            n = self.store.remove_paths(doomed)
+            handed = hand_over(self.store, rows, set(doomed))  # copies that stay keep the clips
+            n = len(handed) + self.store.remove_paths([p for p in doomed if p not in handed])
             # purge: their rows leave the data files too, and the version cleanup that follows
             # drops the old versions that still hold them (unless a query is reading one now).
             self.store.finish_writes(purge=True)

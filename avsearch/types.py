@@ -212,6 +212,8 @@ class Hit:
     score: float
     clip_id: str
     merged_clip_ids: tuple[str, ...] = field(default_factory=tuple)
+    # Other paths of the same content (copies, hard links, symlinks): indexed once, under `path`.
+    duplicate_paths: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict:
         return {
@@ -222,4 +224,5 @@ class Hit:
             "score": round(float(self.score), 6),
             "clip_id": self.clip_id,
             "merged_clip_ids": list(self.merged_clip_ids),
+            "duplicate_paths": list(self.duplicate_paths),
         }

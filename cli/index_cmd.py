@@ -54,7 +54,7 @@ def index(
     ),
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Drop indexed files under PATHS that are gone."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (new/changed/moved/deleted/unchanged); change nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (new/changed/moved/duplicate/deleted/unchanged); change nothing."),
     workers: Optional[int] = typer.Option(
         None, "--workers", min=1, show_default="half the CPUs, 2 to 4",
         help="Decode threads: each takes a file; one with no file left takes half of a long file another is "
@@ -65,6 +65,21 @@ def index(
         help="No progress and no table: only errors, warnings and one summary line at the end. "
              "(Without it, a terminal shows one live progress line; a pipe or log gets plain lines, "
              "one per phase and at most one every 5 s.)"),
+    follow_symlinks: bool = typer.Option(
+        True, "--follow-symlinks/--no-follow-symlinks",
+        help="Follow symlinked folders (each real folder once: no loops) and take symlinked files; a content "
+             "under several paths (copies, hard links, symlinks) is embedded once and its hits list the other "
+             "paths. --no-follow-symlinks skips symlinks (and prunes the ones indexed before)."),
+    include: Optional[List[str]] = typer.Option(
+        None, "--include", show_default=False, metavar="GLOB",
+        help="Index only files matching this glob, on the path relative to PATH or the file name; repeatable. "
+             "Stored with the index: later runs without --include reuse it; --include '' clears it. "
+             "Example: --include '*.mp4' --include 'interviews/*'"),
+    exclude: Optional[List[str]] = typer.Option(
+        None, "--exclude", show_default=False, metavar="GLOB",
+        help="Skip files (and folders) matching this glob, on the relative path or the name; repeatable; wins "
+             "over --include; indexed files it matches are pruned. Stored like --include; --exclude '' clears it. "
+             "Example: --exclude 'drafts/*' --exclude '*.part'"),
 ) -> None:
     """Index video and audio under PATHS.
 
@@ -77,8 +92,11 @@ def index(
     (generating the tiny model on its first use), embedding (files, clips, clips/s, ETA),
     committing, building ANN index.
 
+    Copies, hard links and symlinks of one file are embedded once (see --follow-symlinks).
+
     Example:  avsearch index ~/Videos /mnt/archive/tapes --model tiny
     Example:  avsearch index ~/Videos -q          # for cron: one summary line
+    Example:  avsearch index ~/Videos --exclude 'drafts/*' --exclude '*.part'
     """
     # Everything that needs no model or LanceDB is checked first, so a mistake answers at once.
     index_path = resolve_index_path(index_dir)
@@ -100,10 +118,12 @@ def index(
     idx = avsearch.Index.open(index_path, model=model, device=device, create=True, settings=settings)
     _warn_ignored_settings(ctx, settings, idx.settings)
     if dry_run:
-        _print_plan(idx.plan(paths, prune=prune, retry_failed=retry_failed), as_json)
+        _print_plan(idx.plan(paths, prune=prune, retry_failed=retry_failed, follow_symlinks=follow_symlinks,
+                             include=include, exclude=exclude), as_json)
         return
     with progress_view(quiet or as_json) as view:
-        report = idx.add(paths, prune=prune, retry_failed=retry_failed, progress=view, decode_workers=workers)
+        report = idx.add(paths, prune=prune, retry_failed=retry_failed, progress=view, decode_workers=workers,
+                         follow_symlinks=follow_symlinks, include=include, exclude=exclude)
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
         return
@@ -137,6 +157,7 @@ def _print_plan(plan, as_json: bool) -> None:
             "counts": counts,
             **work,
             "moved": [[m.old_path, m.new_path] for m in plan.moved],
+            "duplicate": [[d.path, d.canonical] for d in plan.duplicates],
             "deleted": plan.deleted,
             "unreadable": [[p.path, p.reason] for p in plan.problems],
         }))
@@ -148,6 +169,7 @@ def _print_plan(plan, as_json: bool) -> None:
     examples = {
         **work,
         "moved": [f"{m.old_path} → {m.new_path}" for m in plan.moved],
+        "duplicate": [f"{d.path} = {d.canonical}" for d in plan.duplicates],
         "deleted": plan.deleted,
         "unchanged": plan.unchanged,
         "unreadable": [f"{p.path} ({p.reason})" for p in plan.problems],
@@ -167,6 +189,8 @@ def _print_report(report, idx: Index) -> None:
     table.add_row("clips added", str(report.clips_added))
     table.add_row("unchanged (skipped)", str(report.unchanged))
     table.add_row("moved (re-pointed)", str(len(report.moved)))
+    if report.duplicates:
+        table.add_row("duplicates (same content, not embedded again)", str(len(report.duplicates)))
     table.add_row("deleted (pruned)", str(len(report.deleted)))
     table.add_row("failed", str(len(report.failed)))
     if report.partly:

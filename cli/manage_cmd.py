@@ -47,6 +47,8 @@ def status(index_dir: Optional[Path] = IndexOption,
                   "`avsearch index` again finishes them)")
     if stats.get("files_damaged"):
         t.add_row("files partly indexed", f"{stats['files_damaged']}  (damaged stretches skipped; see `avsearch failures`)")
+    if stats.get("files_duplicate"):
+        t.add_row("duplicates", f"{stats['files_duplicate']}  (copies and links of indexed files: embedded once)")
     t.add_row("files failed", str(stats["files_failed"]) + ("  (see `avsearch failures`)" if stats["files_failed"] else ""))
     t.add_row("clips", str(stats["clips"]))
     for view, n in sorted(stats["clips_by_view"].items()):
@@ -56,6 +58,10 @@ def status(index_dir: Optional[Path] = IndexOption,
         f"{ann['kind']}, {ann['vectors']} vectors, " + ("up to date" if ann["fresh"] else "stale (rebuilt on next query or `avsearch reindex`)"))
     t.add_row("ANN index", ann_text)
     t.add_row("settings", f"{stats['settings']['clip_s']:g} s clips, {stats['settings']['fps']:g} fps, views {','.join(stats['settings']['views'])}")
+    globs = stats.get("patterns") or {}
+    if globs.get("include") or globs.get("exclude"):
+        t.add_row("patterns", "  ".join(f"--{kind} {g}" for kind in ("include", "exclude") for g in globs.get(kind, []))
+                  + "  (stored: later runs apply them; --exclude '' clears)")
     t.add_row("disk", f"{stats['disk_bytes'] / 1e6:.1f} MB")
     console.print(t)
 

@@ -154,7 +154,7 @@ def _search_via_service(index_dir: Path, q: Query, search_args: dict):
     if answer is None:
         return None
     hits = [Hit(h["path"], h["start_s"], h["end_s"], View(h["view"]), h["score"], h["clip_id"],
-                tuple(h["merged_clip_ids"])) for h in answer["hits"]]
+                tuple(h["merged_clip_ids"]), tuple(h.get("duplicate_paths") or ())) for h in answer["hits"]]
     # Shaped like the retriever's SearchResult (hits, candidates, rerank) without importing it (it loads the store).
     rerank = SimpleNamespace(**answer["rerank"]) if answer.get("rerank") else None
     return SimpleNamespace(hits=hits, candidates=answer["candidates"], rerank=rerank)
@@ -241,11 +241,18 @@ def _print_table(hits, result) -> None:
     table.add_column("view")
     for rank, h in enumerate(hits, 1):
         table.add_row(str(rank), f"{h.score:.3f}", short_path(h.path), f"{hms(h.start_s)}–{hms(h.end_s)}", h.view.value)
+        if h.duplicate_paths:  # one hit per content: its copies and links under it
+            table.add_row("", "", also_at(h.duplicate_paths), "", "")
     console.print(table)
     if result.rerank is not None:
         r = result.rerank
         err_console.print(f"re-ranked with the instruction: {r.embedded} re-embedded, {r.cached} from cache"
                           + (f", {r.failed} unreadable" if r.failed else ""))
+
+
+def also_at(paths, shown: int = 3) -> str:
+    more = f" (+{len(paths) - shown} more)" if len(paths) > shown else ""
+    return "[dim]also at: " + escape(", ".join(short_path(p) for p in paths[:shown])) + more + "[/]"
 
 
 def _parse_date(value: str) -> float:

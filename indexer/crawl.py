@@ -1,19 +1,25 @@
 """Walk the roots a user names and list candidate media files.
 
-Directories are walked without following symlinked directories (no loops); a symlinked file is a
-candidate like any other. Anything that cannot be listed or stat-ed becomes a CrawlProblem with a
-readable reason instead of stopping the walk.
+Symlinks (followed by default): a symlinked file is a candidate like any other, under the path the
+user sees (the planner finds that its content is already indexed and lists it as a duplicate); a
+symlinked folder is walked once, after every real folder, and a folder whose real path was walked
+already is not walked again (no loops, no second copy of a tree). With follow_symlinks=False
+symlinks met while walking are skipped altogether (a root the user names is still taken).
+Include/exclude patterns (patterns.py) filter files and prune excluded folders. Anything that
+cannot be listed or stat-ed becomes a CrawlProblem with a readable reason instead of stopping
+the walk.
 """
 
 from __future__ import annotations
 
 import os
 import stat as stat_mod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from avsearch.errors import AvsearchError
+from avsearch.indexer.patterns import PathPatterns, relative_to_root
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,7 @@ class Candidate:
     path: str  # absolute, symlinks in the path kept as the user sees them
     size: int
     mtime: float
+    via_link: bool = False  # reached through a symlink: a real path of the same content is the better canonical
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,18 @@ class CrawlResult:
     roots: list[str]
     files: list[Candidate]
     problems: list[CrawlProblem]
+    patterns: PathPatterns = field(default_factory=PathPatterns)
+    follow_symlinks: bool = True
+
+    def left_out(self, path: str) -> bool:
+        """Whether an existing `path` under the roots is one this crawl leaves out on purpose
+        (an exclude pattern, or a symlink with follow_symlinks off): its index row is pruned."""
+        rel = relative_to_root(path, self.roots)
+        if rel is None or path in self.roots:
+            return False
+        if self.patterns and not self.patterns.takes_file(rel):
+            return True
+        return not self.follow_symlinks and _through_link(path, self.roots)
 
 
 def absolute(path: str | Path) -> str:
@@ -43,51 +62,101 @@ def absolute(path: str | Path) -> str:
 FoundCallback = Callable[[int, str], None]  # (candidates found so far, the latest one's path)
 
 
-def crawl(roots: Iterable[str | Path], extensions: frozenset[str],
-          on_found: Optional[FoundCallback] = None) -> CrawlResult:
-    """Every file under `roots` whose extension is in `extensions`; a root that is itself a
-    file is taken whatever its extension (the user named it). `on_found` hears of each candidate
-    as the walk finds it (progress on a big archive)."""
+def crawl(roots: Iterable[str | Path], extensions: frozenset[str], *, follow_symlinks: bool = True,
+          patterns: PathPatterns = PathPatterns(), on_found: Optional[FoundCallback] = None) -> CrawlResult:
+    """Every file under `roots` whose extension is in `extensions` and that `patterns` take; a
+    root that is itself a file is taken whatever its extension and patterns (the user named it).
+    `on_found` hears of each candidate as the walk finds it (progress on a big archive)."""
     abs_roots = [absolute(r) for r in roots]
-    files: dict[str, Candidate] = {}
-    problems: list[CrawlProblem] = []
+    walk = _Walk(extensions, follow_symlinks, patterns, on_found)
     for root in abs_roots:
         if not os.path.lexists(root):
             raise AvsearchError(f"{root} does not exist; check the path (nothing was changed in the index)")
         if os.path.isdir(root):
-            _walk(root, extensions, files, problems, on_found)
+            walk.tree(root, root, follow=False)
         else:
-            _add(root, files, problems, on_found)
-    return CrawlResult(abs_roots, sorted(files.values(), key=lambda c: c.path), problems)
+            walk.add(root, via_link=os.path.islink(root))
+    walk.linked_folders()
+    files = sorted(walk.files.values(), key=lambda c: c.path)
+    return CrawlResult(abs_roots, files, walk.problems, patterns, follow_symlinks)
 
 
-def _walk(root: str, extensions: frozenset[str], files: dict, problems: list,
-          on_found: Optional[FoundCallback] = None) -> None:
-    def on_error(err: OSError) -> None:
-        problems.append(CrawlProblem(absolute(err.filename or root), f"cannot list directory: {err.strerror}"))
+class _Walk:
+    def __init__(self, extensions: frozenset[str], follow_symlinks: bool, patterns: PathPatterns,
+                 on_found: Optional[FoundCallback] = None):
+        self.on_found = on_found
+        self.extensions = extensions
+        self.follow_symlinks = follow_symlinks
+        self.patterns = patterns
+        self.files: dict[str, Candidate] = {}
+        self.problems: list[CrawlProblem] = []
+        self.walked: set[str] = set()  # real paths of the folders listed so far
+        self.links: list[tuple[str, str]] = []  # (symlinked folder, its root), walked after the real ones
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.startswith("."):
+    def tree(self, top: str, root: str, *, follow: bool) -> None:
+        def on_error(err: OSError) -> None:
+            self.problems.append(CrawlProblem(absolute(err.filename or top), f"cannot list directory: {err.strerror}"))
+
+        for dirpath, dirnames, filenames in os.walk(top, onerror=on_error, followlinks=follow):
+            real = os.path.realpath(dirpath)
+            if real in self.walked:  # a linked folder seen before, or a loop back up the tree
+                dirnames[:] = []
                 continue
-            if _extension(name) in extensions:
-                _add(os.path.join(dirpath, name), files, problems, on_found)
+            self.walked.add(real)
+            via_link = follow  # everything the second pass lists lies in a symlinked folder
+            kept = []
+            for name in sorted(dirnames):
+                sub = os.path.join(dirpath, name)
+                if not self.patterns.takes_folder(_rel(sub, root)):
+                    continue
+                if not follow and os.path.islink(sub):
+                    if self.follow_symlinks:
+                        self.links.append((sub, root))
+                    continue
+                kept.append(name)
+            dirnames[:] = kept
+            for name in sorted(filenames):
+                if name.startswith(".") or _extension(name) not in self.extensions:
+                    continue
+                path = os.path.join(dirpath, name)
+                if not self.patterns.takes_file(_rel(path, root)):
+                    continue
+                is_link = os.path.islink(path)
+                if is_link and not self.follow_symlinks:
+                    continue
+                self.add(path, via_link=via_link or is_link)
+
+    def linked_folders(self) -> None:
+        while self.links:
+            link, root = self.links.pop(0)
+            self.tree(link, root, follow=True)
+
+    def add(self, path: str, *, via_link: bool = False) -> None:
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            reason = "symlink loop" if err.errno == 40 else (err.strerror or str(err))
+            self.problems.append(CrawlProblem(path, f"cannot read file: {reason}"))
+            return
+        if not stat_mod.S_ISREG(st.st_mode):
+            self.problems.append(CrawlProblem(path, "not a regular file"))
+            return
+        self.files[path] = Candidate(path, int(st.st_size), float(st.st_mtime), via_link)
+        if self.on_found is not None:
+            self.on_found(len(self.files), path)
 
 
-def _add(path: str, files: dict, problems: list, on_found: Optional[FoundCallback] = None) -> None:
-    try:
-        st = os.stat(path)
-    except OSError as err:
-        reason = "symlink loop" if err.errno == 40 else (err.strerror or str(err))
-        problems.append(CrawlProblem(path, f"cannot read file: {reason}"))
-        return
-    if not stat_mod.S_ISREG(st.st_mode):
-        problems.append(CrawlProblem(path, "not a regular file"))
-        return
-    files[path] = Candidate(path, int(st.st_size), float(st.st_mtime))
-    if on_found is not None:
-        on_found(len(files), path)
+def _rel(path: str, root: str) -> str:
+    return os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def _through_link(path: str, roots: list[str]) -> bool:
+    """Whether `path` is a symlink or lies in a symlinked folder below its root."""
+    for root in roots:
+        prefix = root.rstrip(os.sep) + os.sep
+        if path.startswith(prefix):
+            return os.path.realpath(path) != os.path.join(os.path.realpath(root), path[len(prefix):])
+    return False
 
 
 def _extension(name: str) -> str:

@@ -104,6 +104,7 @@ class IndexReport:
     plan_counts: dict[str, int] = field(default_factory=dict)
     indexed: list[str] = field(default_factory=list)
     moved: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (path, path holding its content's clips)
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
@@ -119,6 +120,7 @@ class IndexReport:
             "plan": self.plan_counts,
             "indexed": len(self.indexed),
             "moved": [list(m) for m in self.moved],
+            "duplicates": [{"path": p, "same_as": c} for p, c in self.duplicates],
             "deleted": self.deleted,
             "unchanged": self.unchanged,
             "failed": [{"path": p, "reason": r} for p, r in self.failed],

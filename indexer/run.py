@@ -11,6 +11,8 @@ from avsearch.models.base import Embedder
 from avsearch.models.registry import model_steps
 from avsearch.store import FileCommit, Store
 from avsearch.indexer.crawl import CrawlResult, crawl
+from avsearch.indexer.duplicates import commit_duplicates
+from avsearch.indexer.patterns import PathPatterns
 from avsearch.indexer.pipeline import FileJob, PipelineOptions, failure_reason, make_job, run_pipeline
 from avsearch.indexer.plan import Plan, make_plan
 from avsearch.indexer.report import (
@@ -20,12 +22,14 @@ from avsearch.indexer.report import (
 
 
 def plan_run(store: Optional[Store], paths: Iterable[str], *, prune: bool = True,
-             retry_failed: bool = False, reporter: Optional[PhaseReporter] = None) -> tuple[CrawlResult, Plan]:
+             retry_failed: bool = False, follow_symlinks: bool = True, patterns: PathPatterns = PathPatterns(),
+             reporter: Optional[PhaseReporter] = None) -> tuple[CrawlResult, Plan]:
     """What a run would do; reads the disk and the index, changes nothing. `reporter` hears of
     each file the scan finds and each file fingerprinted."""
     reporter = reporter or PhaseReporter(None)
     reporter.phase(SCANNING)
-    found = crawl(paths, SUPPORTED_EXTENSIONS, on_found=reporter.tick)
+    found = crawl(paths, SUPPORTED_EXTENSIONS, follow_symlinks=follow_symlinks, patterns=patterns,
+                  on_found=reporter.tick)
     reporter.tick(len(found.files), force=True)
     rows = store.file_rows() if store is not None else []
     counted = _Fingerprinting(reporter, found, rows)
@@ -71,16 +75,23 @@ def run_index(
     retry_failed: bool = False,
     progress: Optional[ProgressCallback] = None,
     reporter: Optional[PhaseReporter] = None,
+    follow_symlinks: bool = True,
+    patterns: Optional[PathPatterns] = None,
 ) -> IndexReport:
     """`progress` hears every phase (report.PHASES); or pass the `reporter` that announced the
     model's loading, so one Progress carries on through the run. get_embedder is called only when
-    there is something to embed: wrap it in `load_model` for a "loading model" phase."""
+    there is something to embed: wrap it in `load_model` for a "loading model" phase.
+    `patterns`: include/exclude patterns to apply and store with the index (None: the stored ones)."""
     started = time.monotonic()
     report = IndexReport()
     reporter = reporter or PhaseReporter(progress)
     with store.write_lock():
         report.recovered_orphans = store.recover()
-        _, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed, reporter=reporter)
+        if patterns is not None and patterns.to_dict() != store.path_patterns():
+            store.set_path_patterns(patterns.to_dict())
+        patterns = PathPatterns.from_dict(store.path_patterns())
+        _, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed,
+                           follow_symlinks=follow_symlinks, patterns=patterns, reporter=reporter)
         report.plan_counts = plan.counts()
         report.unchanged = len(plan.unchanged) + len(plan.touched)
 
@@ -117,6 +128,7 @@ def run_index(
 
         if jobs:
             run_pipeline(jobs, store, get_embedder(), options, report, reporter.send, state=reporter.state)
+        commit_duplicates(store, plan.duplicates, report)  # after their canonicals: tied to an outcome
         if reporter.state.phase != COMMITTING:  # the pipeline announces its last commit
             reporter.phase(COMMITTING)
         store.finish_writes(on_ann=lambda: reporter.phase(BUILDING_ANN))

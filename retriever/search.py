@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -52,7 +52,7 @@ def search(query: Query, store: Store, get_embedder: Callable[[], Embedder], opt
     n = max(k * (options.candidate_factor if extras else 1), options.rerank_top if query.instruction else 0)
     while True:
         asked = n + (1 if exclude else 0)
-        hits, found = _candidates(qvec, asked, allowed, exclude, store)
+        hits, found, fingerprints = _candidates(qvec, asked, allowed, exclude, store)
         left = len(_after_ranking(hits, options))
         # Enough hits, every candidate seen, or none further down could pass min_score. Hits fused
         # or dropped only depend on which candidates are there, not on their order, so the count
@@ -68,12 +68,13 @@ def search(query: Query, store: Store, get_embedder: Callable[[], Embedder], opt
         top, rest = hits[: options.rerank_top], hits[options.rerank_top :]
         top, stats = rerank(top, qvec, query.instruction, store, get_embedder, decode)
         hits = top + rest
-    return SearchResult(_after_ranking(hits, options)[:k], found, stats)
+    hits = _after_ranking(hits, options)[:k]
+    return SearchResult(with_duplicates(hits, fingerprints, store), found, stats)
 
 
-def _candidates(qvec, n, allowed, exclude, store) -> tuple[list[Hit], int]:
-    """The n best clips by exact score as hits, best first (the query's own clip left out), and
-    how many the ANN search found."""
+def _candidates(qvec, n, allowed, exclude, store) -> tuple[list[Hit], int, dict[str, str]]:
+    """The n best clips by exact score as hits, best first (the query's own clip left out), how
+    many the ANN search found, and the content fingerprint of each hit's file by path."""
     scores, ids = store.search(qvec[None, :], n, allowed_ids=allowed)
     pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
     meta = store.clip_meta_by_row_ids([i for _, i in pairs])
@@ -82,7 +83,7 @@ def _candidates(qvec, n, allowed, exclude, store) -> tuple[list[Hit], int]:
         for s, i in pairs
         if (m := meta.get(i)) is not None and m["clip_id"] != exclude
     ]
-    return hits, len(pairs)
+    return hits, len(pairs), {m["path"]: m["fingerprint"] for m in meta.values()}
 
 
 def _after_ranking(hits: list[Hit], options: SearchOptions) -> list[Hit]:
@@ -92,3 +93,12 @@ def _after_ranking(hits: list[Hit], options: SearchOptions) -> list[Hit]:
     if options.merge_adjacent:
         hits = merge_adjacent(hits)
     return cap_per_file(hits, options.per_file)
+
+
+def with_duplicates(hits: list[Hit], fingerprints: dict[str, str], store: Store) -> list[Hit]:
+    """`hits` with the other paths of their content (copies, links; see indexer/plan.py) listed:
+    a content is indexed once, so it comes back as one hit that names them all. `fingerprints`:
+    path -> content fingerprint of the hits' files."""
+    others = store.duplicate_paths({fingerprints[h.path] for h in hits if h.path in fingerprints})
+    return [replace(h, duplicate_paths=tuple(others[fingerprints[h.path]]))
+            if fingerprints.get(h.path) in others else h for h in hits]

@@ -67,6 +67,7 @@ class HitModel(ClipModel):
 
     score: float
     merged_clip_ids: list[str] = []
+    duplicate_paths: list[str] = Field([], description="Other paths of the same content (copies, links).")
 
 
 class RerankModel(BaseModel):
@@ -90,6 +91,7 @@ class StatusModel(BaseModel):
     files_ok: int
     files_partial: int
     files_failed: int
+    files_duplicate: int = Field(0, description="Other paths of indexed content (copies, links), not embedded again.")
     clips: int
     clips_by_view: dict[str, int]
     hours_by_view: dict[str, float]

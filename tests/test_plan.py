@@ -37,8 +37,8 @@ def test_new_changed_moved_deleted():
     assert {(w.path, w.reason) for w in plan.work} == {("/lib/b.mp4", "changed"), ("/lib/e.flac", "new")}
     assert [(m.old_path, m.new_path) for m in plan.moved] == [("/lib/old.mp4", "/lib/new/c.mp4")]
     assert plan.deleted == ["/lib/gone.wav"]
-    assert plan.counts() == {"new": 1, "changed": 1, "retry": 0, "resume": 0, "moved": 1, "deleted": 1, "unchanged": 1,
-                             "unreadable": 0}
+    assert plan.counts() == {"new": 1, "changed": 1, "retry": 0, "resume": 0, "moved": 1, "duplicate": 0, "deleted": 1,
+                             "unchanged": 1, "unreadable": 0}
 
 
 def test_prune_only_under_the_indexed_roots_and_can_be_disabled():
@@ -48,11 +48,12 @@ def test_prune_only_under_the_indexed_roots_and_can_be_disabled():
     assert make_plan(crawl(), existing, fps({}), prune=False, exists=lambda p: False).deleted == []
 
 
-def test_copy_of_an_existing_file_is_new_not_a_move():
+def test_copy_of_an_existing_file_is_a_duplicate_not_a_move():
     existing = [row("/lib/a.mp4", "A")]
     found = crawl(("/lib/a.mp4", 10, 1.0), ("/lib/copy.mp4", 10, 1.0))
     plan = make_plan(found, existing, fps({"/lib/copy.mp4": "A"}), exists=lambda p: True)
-    assert [(w.path, w.reason) for w in plan.work] == [("/lib/copy.mp4", "new")] and not plan.moved
+    assert not plan.work and not plan.moved
+    assert [(d.path, d.canonical) for d in plan.duplicates] == [("/lib/copy.mp4", "/lib/a.mp4")]
 
 
 def test_failed_files_stay_failed_unless_retried():

@@ -301,9 +301,14 @@ def test_unknown_job_is_404(client):
 
 
 def test_an_indexing_job_shares_the_model_and_queries_see_its_files(served, client, library_template):
-    service, _, jobs_root = served
-    shutil.copy(library_template / "garden.mp4", jobs_root / "new" / "garden-copy.mp4")
-    shutil.copy(library_template / "birds.flac", jobs_root / "new" / "birds-copy.flac")
+    from avsearch.media.synth import write_audio, write_video
+
+    service, library, jobs_root = served
+    # New content (a copy of an indexed file would be recorded as its duplicate, not embedded)...
+    write_video(jobs_root / "new" / "garden-copy.mp4", duration_s=3.0, audio=True, tone_hz=660.0, seed=21)
+    write_audio(jobs_root / "new" / "birds-copy.flac", duration_s=2.0, tone_hz=1200.0, seed=22)
+    # ...and a true copy, which hits of its content list (the service's JSON `duplicate_paths`).
+    shutil.copy(library_template / "speech.wav", jobs_root / "new" / "speech-copy.wav")
     model_before = service.index.embedder()
     job = client.post("/api/jobs", json={"root": 0, "folder": "new"})
     assert job.status_code == 202, job.text
@@ -320,4 +325,10 @@ def test_an_indexing_job_shares_the_model_and_queries_see_its_files(served, clie
     assert service.index.embedder() is model_before  # the loaded model was shared, not loaded again
     found = client.post("/api/search", json={"text": "x", "k": 10, "path_prefix": str((jobs_root / "new").resolve())}).json()
     assert {h["file_name"] for h in found["hits"]} == {"garden-copy.mp4", "birds-copy.flac"}
+    assert state["report"]["duplicates"] == [{"path": str((jobs_root / "new" / "speech-copy.wav").resolve()),
+                                              "same_as": str(library / "speech.wav")}]
+    everything = client.post("/api/search", json={"text": "x", "k": 20, "merge": False}).json()["hits"]
+    speech = [h for h in everything if h["file_name"] == "speech.wav"]
+    assert speech and all(h["duplicate_paths"] == [str((jobs_root / "new" / "speech-copy.wav").resolve())] for h in speech)
+    assert all(h["duplicate_paths"] == [] for h in everything if h["file_name"] != "speech.wav")
     assert client.get("/api/status").json()["job"]["id"] == job_id

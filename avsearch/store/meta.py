@@ -56,6 +56,9 @@ class IndexMeta:
     settings: IndexSettings = field(default_factory=IndexSettings)
     created_at: float = field(default_factory=time.time)
     format_version: int = FORMAT_VERSION
+    # Include/exclude glob patterns later runs apply ({"include": [...], "exclude": [...]});
+    # absent in indexes made before they existed (= none). Older avsearch ignores the key.
+    patterns: dict = field(default_factory=dict)
 
     def save(self, directory: Path) -> None:
         data = asdict(self)

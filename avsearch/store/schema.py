@@ -20,7 +20,7 @@ FILES_SCHEMA = pa.schema(
         ("height", pa.int32()),
         ("sample_rate", pa.int32()),
         ("channels", pa.int32()),
-        ("status", pa.string()),  # "ok" or "failed"
+        ("status", pa.string()),  # "ok", "partial", "failed" or "duplicate" (content held by another path's row)
         ("error", pa.string()),
         ("n_clips", pa.int32()),
         ("model_id", pa.string()),

@@ -63,6 +63,7 @@ class Store:
         self._ann_ids: Optional[np.ndarray] = None  # the row ids the served ANN index holds, once asked
         self.retention = Retention.from_env()  # how many old table versions a write run keeps
         self.last_committed: Optional[str] = None  # named by a disk-full error: work up to here is kept
+        self._duplicates: Optional[tuple[int, dict[str, list[str]]]] = None  # (files version, fp -> other paths)
 
     @property
     def tables(self) -> Tables:
@@ -196,6 +197,38 @@ class Store:
     def file_rows(self, where: Optional[str] = None) -> list[dict]:
         return self.tables.file_rows(where)
 
+    def path_patterns(self) -> dict:
+        """The include/exclude patterns stored with the index ({} when none)."""
+        return dict(self.meta.patterns or {})
+
+    @_faults
+    def set_path_patterns(self, patterns: dict) -> None:
+        """Store include/exclude patterns for later runs (call under the write lock)."""
+        self.meta.patterns = dict(patterns)
+        self.meta.save(self.directory)
+
+    @_faults
+    def file_rows_with_fingerprints(self, fingerprints: Sequence[str]) -> list[dict]:
+        rows: list[dict] = []
+        fingerprints = list(fingerprints)
+        for i in range(0, len(fingerprints), 500):
+            rows += self.tables.file_rows(sql_in("fingerprint", fingerprints[i : i + 500]))
+        return rows
+
+    @_faults
+    def duplicate_paths(self, fingerprints) -> dict[str, list[str]]:
+        """The other paths (rows with status "duplicate") of each content, sorted; read once per
+        files table version, so a search pays a dict lookup per hit."""
+        version = self.tables.current_versions()[1]
+        if self._duplicates is None or self._duplicates[0] != version:
+            by_fp: dict[str, list[str]] = {}
+            t = self.tables.duplicate_rows()
+            for path, fp in zip(t.column("path").to_pylist(), t.column("fingerprint").to_pylist()):
+                by_fp.setdefault(fp, []).append(path)
+            self._duplicates = (version, {fp: sorted(paths) for fp, paths in by_fp.items()})
+        known = self._duplicates[1]
+        return {fp: known[fp] for fp in fingerprints if fp in known}
+
     @_faults
     def committed_clips(self, path: str, fingerprint: str) -> tuple[list[float], int]:
         """A partly committed file's clip starts (sorted, distinct) and its clip row count."""
@@ -311,6 +344,8 @@ class Store:
             "files_ok": len(ok),
             "files_partial": sum(f["status"] == "partial" for f in files),  # long files a run left half done
             "files_failed": sum(f["status"] == "failed" for f in files),
+            # other paths of indexed content (copies, links): searchable through their content's clips
+            "files_duplicate": sum(f["status"] == "duplicate" for f in files),
             "files_damaged": sum(f["status"] == "ok" and bool(f["error"]) for f in files),  # partly indexed
             "clips": int(clips.num_rows),
             "clips_by_view": clips_by_view,
@@ -318,6 +353,7 @@ class Store:
             "ann": self.ann_state(),
             "disk_bytes": _dir_size(self.directory),
             "settings": self.meta.settings.__dict__ | {"views": list(self.meta.settings.views)},
+            "patterns": self.path_patterns(),  # include/exclude globs later runs apply
         }
 
     # -- ANN index -------------------------------------------------------------------------

@@ -129,6 +129,10 @@ class Tables:
         cols = [f.name for f in FILES_SCHEMA]
         return self._scan(self.files, cols, where).to_pylist()
 
+    def duplicate_rows(self) -> pa.Table:
+        """(path, fingerprint) of the rows with status "duplicate" (other paths of indexed content)."""
+        return self._scan(self.files, ["path", "fingerprint"], "status = 'duplicate'")
+
     def clip_meta(self, where: Optional[str] = None, columns: Optional[Sequence[str]] = None) -> pa.Table:
         cols = columns or _META_COLUMNS
         return self._scan(self.clips, cols, where)

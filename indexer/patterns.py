@@ -1,0 +1,77 @@
+"""Include/exclude glob patterns: which files under an indexed folder an index takes.
+
+A pattern is a shell glob (fnmatch: `*` also crosses `/`). It matches a file when it matches the
+file's path relative to the folder being indexed (`drafts/*`, `*/tmp/*.mp4`) or the file's name
+(`*.part`); an exclude pattern also matches a folder by its relative path or name (`.git`,
+`Trash`), and then nothing under it is read. With include patterns, only files matching one are
+taken; exclude wins over include.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Iterable, Optional
+
+
+@dataclass(frozen=True)
+class PathPatterns:
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> "PathPatterns":
+        # Empty strings are dropped: `--exclude ''` is how a user clears the stored patterns.
+        return cls(tuple(p for p in include if p), tuple(p for p in exclude if p))
+
+    def __bool__(self) -> bool:
+        return bool(self.include or self.exclude)
+
+    def takes_file(self, rel_path: str) -> bool:
+        """Whether the file at `rel_path` (relative to the indexed folder, `/`-separated) is indexed."""
+        if self._excluded(rel_path):
+            return False
+        parts = rel_path.split("/")
+        if any(self._excluded("/".join(parts[: i + 1])) for i in range(len(parts) - 1)):
+            return False
+        return not self.include or any(_matches(p, rel_path) for p in self.include)
+
+    def takes_folder(self, rel_path: str) -> bool:
+        """Whether the walk descends into the folder at `rel_path` (only excludes prune folders:
+        an include such as `*.mp4` must still reach files deep down)."""
+        return not self._excluded(rel_path)
+
+    def _excluded(self, rel_path: str) -> bool:
+        return any(_matches(p, rel_path) for p in self.exclude)
+
+    def to_dict(self) -> dict:
+        return {"include": list(self.include), "exclude": list(self.exclude)}
+
+    @classmethod
+    def from_dict(cls, d: Optional[dict]) -> "PathPatterns":
+        d = d or {}
+        return cls.of(d.get("include") or (), d.get("exclude") or ())
+
+
+def _matches(pattern: str, rel_path: str) -> bool:
+    return fnmatchcase(rel_path, pattern) or fnmatchcase(rel_path.rsplit("/", 1)[-1], pattern)
+
+
+def relative_to_root(path: str, roots: Iterable[str]) -> Optional[str]:
+    """`path` relative to the first root holding it, `/`-separated; a root that is the file
+    itself gives the file's name. None when no root holds it."""
+    for root in roots:
+        if path == root:
+            return os.path.basename(path)
+        prefix = root.rstrip(os.sep) + os.sep
+        if path.startswith(prefix):
+            return path[len(prefix):].replace(os.sep, "/")
+    return None
+
+
+def merged(stored: PathPatterns, include: Optional[Iterable[str]], exclude: Optional[Iterable[str]]) -> PathPatterns:
+    """The patterns a run applies: each kind given on this run replaces the stored one of that
+    kind (`['']` clears it); a kind not given (None) keeps what the index stored."""
+    return PathPatterns.of(stored.include if include is None else include,
+                           stored.exclude if exclude is None else exclude)

@@ -1,0 +1,121 @@
+"""Include/exclude patterns on `index` (issue 18): which files are taken, stored with the index,
+reused by later runs, cleared with an empty pattern."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from avsearch import Index
+from avsearch.indexer.crawl import crawl
+from avsearch.indexer.patterns import PathPatterns, merged
+from avsearch.media import SUPPORTED_EXTENSIONS
+from avsearch.media.synth import write_audio
+
+
+def test_a_pattern_matches_the_relative_path_the_name_or_a_folder_on_the_way():
+    p = PathPatterns.of(exclude=["drafts/*", "*.part.wav", "Trash"])
+    assert not p.takes_file("drafts/x.wav")  # relative path
+    assert not p.takes_file("2024/take.part.wav")  # file name
+    assert not p.takes_file("a/Trash/b/x.wav") and not p.takes_folder("a/Trash")  # a folder by name
+    assert p.takes_file("2024/drafts.wav") and p.takes_file("final/x.wav")
+    both = PathPatterns.of(include=["*.wav"], exclude=["*/old/*"])
+    assert both.takes_file("a/x.wav") and not both.takes_file("a/x.mp4")
+    assert not both.takes_file("a/old/x.wav")  # exclude wins
+    assert both.takes_folder("a/deep")  # an include never prunes a folder: files deep down still match
+
+
+def test_each_kind_given_replaces_the_stored_one_and_an_empty_pattern_clears_it():
+    stored = PathPatterns.of(include=["*.mp4"], exclude=["tmp/*"])
+    assert merged(stored, None, None) == stored
+    assert merged(stored, None, ["x/*", "y/*"]) == PathPatterns(("*.mp4",), ("x/*", "y/*"))
+    assert merged(stored, [""], None) == PathPatterns((), ("tmp/*",))
+    assert not merged(stored, [], [""])
+
+
+def test_the_crawl_applies_patterns_and_does_not_walk_excluded_folders(tmp_path, monkeypatch):
+    for rel in ("keep/a.wav", "keep/b.mp3", "skip/c.wav", "d.wav"):
+        write_audio(tmp_path / rel, duration_s=0.2)
+    walked = []
+    real_walk = __import__("os").walk
+
+    def spy(top, *args, **kwargs):
+        for entry in real_walk(top, *args, **kwargs):
+            walked.append(Path(entry[0]).name)
+            yield entry
+
+    monkeypatch.setattr("avsearch.indexer.crawl.os.walk", spy)
+    found = crawl([tmp_path], SUPPORTED_EXTENSIONS, patterns=PathPatterns.of(include=["*.wav"], exclude=["skip"]))
+    assert sorted(Path(c.path).relative_to(tmp_path).as_posix() for c in found.files) == ["d.wav", "keep/a.wav"]
+    assert "skip" not in walked and "keep" in walked
+    # A file the user names is taken whatever the patterns say.
+    named = crawl([tmp_path / "skip" / "c.wav"], SUPPORTED_EXTENSIONS, patterns=PathPatterns.of(exclude=["*.wav"]))
+    assert [c.path for c in named.files] == [str(tmp_path / "skip" / "c.wav")]
+
+
+@pytest.fixture(scope="module")
+def sound(tmp_path_factory) -> Path:
+    return write_audio(tmp_path_factory.mktemp("sound") / "s.wav", duration_s=1.0, tone_hz=300.0)
+
+
+def names(index: Index, lib: Path) -> list[str]:
+    return sorted(Path(r["path"]).relative_to(lib).as_posix() for r in index.store.file_rows())
+
+
+def test_patterns_are_stored_reused_by_the_next_run_cleared_and_prune_what_they_exclude(tmp_path, sound, tiny_embedder):
+    lib = tmp_path / "lib"
+    for i, rel in enumerate(("keep.wav", "drafts/x.wav")):
+        (lib / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_audio(lib / rel, duration_s=1.0, tone_hz=300.0 + 100 * i)
+    index = Index.open(tmp_path / "idx", model="tiny", create=True)
+    index._embedder = tiny_embedder
+    index.add([lib], exclude=["drafts/*"])
+    assert names(index, lib) == ["keep.wav"]
+    stored = json.loads((tmp_path / "idx" / "avsearch.json").read_text())["patterns"]
+    assert stored == {"include": [], "exclude": ["drafts/*"]} == index.stats()["patterns"]
+
+    write_audio(lib / "drafts" / "y.wav", duration_s=1.0, tone_hz=700.0)
+    again = Index.open(tmp_path / "idx")  # a later run, no patterns given: the stored ones apply
+    again._embedder = tiny_embedder
+    assert again.path_patterns() == {"include": [], "exclude": ["drafts/*"]}
+    assert again.add([lib]).plan_counts["new"] == 0 and names(again, lib) == ["keep.wav"]
+
+    again.add([lib], exclude=[""])  # cleared
+    assert names(again, lib) == ["drafts/x.wav", "drafts/y.wav", "keep.wav"]
+    assert again.path_patterns() == {"include": [], "exclude": []}
+
+    report = again.add([lib], include=["keep*"])  # files indexed before and excluded now are pruned
+    assert sorted(Path(p).name for p in report.deleted) == ["x.wav", "y.wav"] and names(again, lib) == ["keep.wav"]
+    assert (lib / "drafts" / "x.wav").exists()  # media on disk is never touched
+
+
+def test_cli_include_and_exclude_shape_the_plan_and_help_says_they_are_stored(tmp_path, sound, capsys, monkeypatch):
+    from avsearch.cli.app import main
+
+    lib = tmp_path / "lib"
+    for rel in ("a.wav", "b.wav", "tmp/c.wav"):
+        (lib / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sound, lib / rel)
+        sound = write_audio(tmp_path / f"{rel.replace('/', '_')}.src.wav", duration_s=1.0, tone_hz=400.0 + len(rel))
+
+    def run(*args) -> str:
+        monkeypatch.setattr(sys, "argv", ["avsearch", *map(str, args)])
+        capsys.readouterr()
+        try:
+            main()
+        except SystemExit as exit:
+            assert not exit.code, capsys.readouterr().err
+        return capsys.readouterr().out
+
+    plan = json.loads(run("index", lib, "--index", tmp_path / "idx", "--model", "tiny", "--dry-run", "--json",
+                          "--exclude", "tmp", "--exclude", "b.*"))
+    assert [Path(p).name for p in plan["new"]] == ["a.wav"]
+    plan = json.loads(run("index", lib, "--index", tmp_path / "idx", "--model", "tiny", "--dry-run", "--json",
+                          "--include", "*/c.wav"))
+    assert [Path(p).name for p in plan["new"]] == ["c.wav"]
+    helptext = " ".join(run("index", "--help").replace("│", " ").split())  # the words, without the box
+    assert "later runs without --include reuse it" in helptext and "--exclude '' clears it" in helptext
