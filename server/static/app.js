@@ -76,6 +76,13 @@ function render(hits) {
     li.querySelector(".time").textContent = `${fmt(hit.start_s)}–${fmt(hit.end_s)}`;
     li.querySelector(".view").textContent = hit.view;
     li.querySelector(".score").textContent = hit.score.toFixed(3);
+    const others = hit.duplicate_paths || [];
+    if (others.length) {  // one content, several paths (copies, links): listed, never repeated as hits
+      const also = li.querySelector(".also");
+      also.hidden = false;
+      also.textContent = `also at: ${others.map((p) => p.split("/").pop()).join(", ")}`;
+      also.title = others.join("\n");
+    }
     const play = li.querySelector(".play");
     play.setAttribute("aria-label", `Play ${hit.file_name} from ${fmt(hit.start_s)} to ${fmt(hit.end_s)}, ${hit.view}, score ${hit.score.toFixed(3)}`);
     play.addEventListener("click", () => playHit(i));
@@ -84,6 +91,11 @@ function render(hits) {
     return li;
   });
   list.replaceChildren(...items);
+}
+
+function copies(report) {  // paths of content indexed already: recorded, not embedded again
+  const n = (report.duplicates || []).length;
+  return n ? `${n} ${n === 1 ? "copy" : "copies"} of indexed content, ` : "";
 }
 
 function playHit(i) {
@@ -190,7 +202,7 @@ async function watchJob(id) {
     bar.value = job.files_done;
     $("jobstate").textContent = job.state === "running"
       ? `${job.files_done}/${job.files_total} files, ${job.clips_done} clips${job.current ? " · " + job.current : ""}`
-      : job.state === "done" ? `done: ${job.report.indexed} indexed, ${job.report.failed.length} failed, ${job.report.unchanged} unchanged`
+      : job.state === "done" ? `done: ${job.report.indexed} indexed, ${copies(job.report)}${job.report.failed.length} failed, ${job.report.unchanged} unchanged`
       : `failed: ${job.error}`;
     if (job.state !== "running") break;
     await loadStatus();
