@@ -17,7 +17,7 @@ import pytest
 import avsearch.media.decode as decode_mod
 from avsearch.media.decode import DecodeOptions, read_clip
 from avsearch.media.fields import first_field
-from avsearch.media.sampled_packets import sampled_packets
+from avsearch.media.sampled_packets import keyframe_packets, sampled_packets
 from avsearch.media.strategy import choose_strategy
 
 FPS = 25
@@ -181,6 +181,15 @@ def test_each_family_gets_its_threading(family_files, family, threads):
     assert choose_strategy(name, DecodeOptions(thread_type="SLICE")).thread_type == "SLICE"  # asked for: kept
 
 
+def test_vp9_keyframes_option_decodes_keyframes_only(tmp_path):
+    # FFmpeg's VP9 decoder ignores skip_frame; the keyframes option must still mean keyframes.
+    path = write_numbered(tmp_path / "vp9-gop10.webm", "libvpx-vp9", options={"deadline": "realtime",
+                                                                             "cpu-used": "8", "g": "10"})
+    numbers = frame_numbers(read_clip(path, options=DecodeOptions(skip_frames="keyframes")).frames)
+    assert all(abs(n - 10 * round(n / 10)) < 0.6 for n in numbers), numbers
+    assert len({round(n) for n in numbers}) > 1  # not the first keyframe alone
+
+
 # -- the packet filter on its own ---------------------------------------------------------------
 
 
@@ -313,3 +322,11 @@ def test_audio_codecs_decode_to_16k_mono_with_the_tone_in_place(tmp_path, name):
     assert abs(np.argmax(spectrum) * 16000 / len(tone) - 1000) < 5  # 1 kHz survives the resampling
     # A 0.5 amplitude tone in both channels, mixed to mono as FFmpeg does (each at -3 dB): 0.71.
     assert 0.64 < np.sqrt(2) * tone.std() < 0.78
+
+
+def test_keyframe_filter_passes_everything_until_a_keyframe_is_flagged():
+    unflagged = _packets([0.0, 0.1], keyframe=False)
+    assert list(keyframe_packets(iter(unflagged), "v")) == unflagged
+    key, inter = _packets([0.0])[0], _packets([0.1], keyframe=False)[0]
+    audio = _packets([0.05], stream="a")[0]
+    assert list(keyframe_packets(iter([key, audio, inter]), "v")) == [key, audio]

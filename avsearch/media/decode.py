@@ -23,7 +23,7 @@ from avsearch.media.damage import Damage, add_damage
 from avsearch.media.probe import frame_rotation, probe, turn_upright, video_stream
 from avsearch.media.fields import first_field
 from avsearch.media.resize import smart_resize
-from avsearch.media.sampled_packets import sampled_packets
+from avsearch.media.sampled_packets import keyframe_packets, sampled_packets
 from avsearch.media.strategy import SKIP_FRAME, choose_strategy
 from avsearch.resample import RESAMPLERS, keep_resizing_on_this_thread
 from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, SAMPLE_RATE, Clip, MediaFile, check_choice
@@ -152,6 +152,8 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
             packets = container.demux(*streams)
             if strategy is not None and strategy.drop_unsampled:
                 packets = sampled_packets(packets, vstream, state.is_taken)
+            if strategy is not None and strategy.keyframe_packets:
+                packets = keyframe_packets(packets, vstream)
             progress = time.monotonic()
             while True:
                 if stall_s is not None and time.monotonic() - progress > stall_s:

@@ -1,4 +1,5 @@
-"""Dropping the packets of intra-only video whose frames no sample instant will take.
+"""Dropping video packets before the decoder: those of intra-only frames no sample instant will take
+(sampled_packets), and all but keyframes where the decoder ignores skip_frame (keyframe_packets).
 
 A sample instant takes the decoded frame nearest to it (the earlier one on a tie; see
 decode._State.on_video). For an intra-only codec a packet holds one frame, decodes on its own and
@@ -68,3 +69,18 @@ def _time(packet: av.Packet) -> Optional[float]:
     if packet.pts is None or not packet.time_base:
         return None
     return float(packet.pts * packet.time_base)
+
+
+def keyframe_packets(packets: Iterator[av.Packet], stream) -> Iterator[av.Packet]:
+    """`packets` with only the keyframes of `stream` (and its end-of-stream flush packet).
+
+    Until a first keyframe is seen, every packet passes: a stream whose container does not flag
+    keyframes is decoded whole rather than not at all.
+    """
+    seen_key = False
+    for packet in packets:
+        if packet.stream is stream and packet.size > 0:
+            seen_key = seen_key or packet.is_keyframe
+            if seen_key and not packet.is_keyframe:
+                continue
+        yield packet

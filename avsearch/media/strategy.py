@@ -39,6 +39,7 @@ class Strategy:
     skip_frame: str  # FFmpeg AVDiscard name
     drop_unsampled: bool  # give the decoder only the packets of sampled frames (intra-only codecs)
     widen_skip: bool  # "bidir": fall back to "nonref" when decoded frames come too far apart
+    keyframe_packets: bool = False  # give the decoder only keyframe packets ("keyframes" where skip_frame is ignored)
 
 
 def is_intra_only(codec_name: str) -> bool:
@@ -68,7 +69,10 @@ def choose_strategy(codec_name: str, options) -> Strategy:
         # No B-frames: "bidir" means "nonref" (frames no other frame refers to, e.g. AV1's
         # hierarchical layers), and "keyframes" still means keyframes.
         skip = SKIP_FRAME["nonref"] if options.skip_frames == "bidir" else skip
-        return Strategy("frame-threaded", options.thread_type or "FRAME", skip, False, False)
+        # FFmpeg's VP9 decoder ignores skip_frame: it decoded all 300 frames of a 10 s file asked for
+        # keyframes only (dav1d's AV1 decoded 2). So "keyframes" drops the other packets before it.
+        by_packets = codec_name == "vp9" and options.skip_frames == "keyframes"
+        return Strategy("frame-threaded", options.thread_type or "FRAME", skip, False, False, by_packets)
     if codec_name == "hevc" and options.skip_frames == "bidir":
         # FFmpeg's "bidir" discards B-slices, and x265 (like many HEVC encoders) codes its P-pictures
         # as B-slices: "bidir" left only the keyframes, every sample in a GOP showing the same frame
