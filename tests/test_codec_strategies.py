@@ -193,22 +193,26 @@ def test_vp9_keyframes_option_decodes_keyframes_only(tmp_path):
 # -- the packet filter on its own ---------------------------------------------------------------
 
 
-def _packets(times, stream="v", keyframe=True):
+V = SimpleNamespace(time_base=Fraction(1, 100))  # a video stream
+A = SimpleNamespace(time_base=Fraction(1, 100))  # an audio stream
+
+
+def _packets(times, stream=V, keyframe=True):
     return [SimpleNamespace(stream=stream, pts=None if t is None else int(t * 100), time_base=Fraction(1, 100),
                             is_keyframe=keyframe, size=1 if t is not None else 0) for t in times]
 
 
 def test_filter_holds_one_packet_and_always_passes_the_last_and_other_streams():
     video = _packets([0.0, 0.1, 0.2, 0.3])
-    audio = _packets([0.05], stream="a")
+    audio = _packets([0.05], stream=A)
     source = iter([video[0], audio[0], *video[1:]])
-    out = list(sampled_packets(source, "v", lambda prev, t, nxt: t == 0.1))
+    out = list(sampled_packets(source, V, lambda prev, t, nxt: t == 0.1))
     assert out == [audio[0], video[1], video[3]]
 
 
 def test_filter_stops_dropping_when_times_go_backwards():
     video = _packets([0.0, 0.1, 0.05, 0.2, 0.3])
-    out = list(sampled_packets(iter(video), "v", lambda *a: False))
+    out = list(sampled_packets(iter(video), V, lambda *a: False))
     assert out == [video[1], video[2], video[3], video[4]]  # from the step back on, everything
 
 
@@ -219,7 +223,7 @@ def test_filter_passes_the_held_packet_before_a_demuxer_error():
         yield from video
         raise av.FFmpegError(5, "I/O error")
 
-    gen = sampled_packets(source(), "v", lambda *a: False)
+    gen = sampled_packets(source(), V, lambda *a: False)
     assert next(gen) is video[1]
     with pytest.raises(av.FFmpegError):
         next(gen)
@@ -326,7 +330,7 @@ def test_audio_codecs_decode_to_16k_mono_with_the_tone_in_place(tmp_path, name):
 
 def test_keyframe_filter_passes_everything_until_a_keyframe_is_flagged():
     unflagged = _packets([0.0, 0.1], keyframe=False)
-    assert list(keyframe_packets(iter(unflagged), "v")) == unflagged
+    assert list(keyframe_packets(iter(unflagged), V)) == unflagged
     key, inter = _packets([0.0])[0], _packets([0.1], keyframe=False)[0]
-    audio = _packets([0.05], stream="a")[0]
-    assert list(keyframe_packets(iter([key, audio, inter]), "v")) == [key, audio]
+    audio = _packets([0.05], stream=A)[0]
+    assert list(keyframe_packets(iter([key, audio, inter]), V)) == [key, audio]
