@@ -172,7 +172,7 @@ def test_hevc_samples_move_with_time_under_the_default_skipping(family_files):
     assert numbers[-1] - numbers[0] > 30
 
 
-@pytest.mark.parametrize("family, threads", [("vp9", "FRAME"), ("av1", "FRAME"), ("h264", "SLICE"),
+@pytest.mark.parametrize("family, threads", [("vp9", "SLICE"), ("h264", "SLICE"), ("hevc", "AUTO"),
                                              ("prores", "AUTO")])
 def test_each_family_gets_its_threading(family_files, family, threads):
     path = _file(family_files, family)

@@ -7,10 +7,11 @@ The 2 fps sample needs few of a file's frames; what a decoder may leave out depe
   the decoder (`sampled_packets`), one in 12-30 at 25-60 fps; the others are dropped unread. The
   sampled frames are exactly those of decoding every frame. Frame threads decode the sampled frames
   side by side: nothing links them.
-* VP8, VP9 and AV1 (no B-frames for `skip_frames="bidir"` to skip): frame threading, FFmpeg's
-  best for them (benchmarks/results/codecs.md: VP9 720p with slice threads uses a tile column
-  or two, one core); non-reference frames (AV1's hierarchical ones) are skipped where the option
-  asks for it.
+* VP9 and AV1 (no B-frames for `skip_frames="bidir"` to skip): non-reference frames are skipped
+  instead (AV1's hierarchical layers: 111 of 300 frames of SVT-AV1's; libvpx marks none, and
+  FFmpeg's VP9 decoder ignores skip_frame anyway, so "keyframes" drops packets before it). VP9
+  keeps slice (tile) threads: frame threads measured slower on 2 shared cores (1080p 0.86x the CLI
+  against 1.26-1.39x, benchmarks/results/codecs-vp9-av1.md); dav1d (AV1) runs its own threads.
 * everything else (H.264, HEVC, MPEG-2, MPEG-4, ...): the B-frame skipping and threading of
   `DecodeOptions.skip_frames` (decode.decoder_threading), as measured in benchmarks/ingest.py;
   except that HEVC skips only non-reference frames where "bidir" asks for all B-frames (x265
@@ -26,15 +27,15 @@ import av
 # FFmpeg AVDiscard names for DecodeOptions.skip_frames
 SKIP_FRAME = {"none": "DEFAULT", "nonref": "NONREF", "bidir": "BIDIR", "keyframes": "NONKEY"}
 
-# Inter-frame codecs without B-frames, whose FFmpeg decoders are fastest with frame threads.
-FRAME_THREADED = frozenset({"vp8", "vp9", "av1", "libdav1d"})
+# Inter-frame codecs without B-frames (what they can skip is non-reference frames).
+NO_B_FRAMES = frozenset({"vp9", "av1", "libdav1d"})
 
 
 @dataclass(frozen=True)
 class Strategy:
     """What iter_clips does with one video stream."""
 
-    family: str  # "intra-only", "frame-threaded" or "b-frames": for logs and benchmarks
+    family: str  # "intra-only", "no-b-frames" or "b-frames": for logs and benchmarks
     thread_type: str  # FFmpeg thread type: "AUTO" (frame + slice), "FRAME" or "SLICE"
     skip_frame: str  # FFmpeg AVDiscard name
     drop_unsampled: bool  # give the decoder only the packets of sampled frames (intra-only codecs)
@@ -65,14 +66,14 @@ def choose_strategy(codec_name: str, options) -> Strategy:
     if is_intra_only(codec_name):
         # Skipping frames means nothing here (all are keyframes): decode what is given, every frame.
         return Strategy("intra-only", options.thread_type or "AUTO", "DEFAULT", True, False)
-    if codec_name in FRAME_THREADED:
+    if codec_name in NO_B_FRAMES:
         # No B-frames: "bidir" means "nonref" (frames no other frame refers to, e.g. AV1's
         # hierarchical layers), and "keyframes" still means keyframes.
         skip = SKIP_FRAME["nonref"] if options.skip_frames == "bidir" else skip
         # FFmpeg's VP9 decoder ignores skip_frame: it decoded all 300 frames of a 10 s file asked for
         # keyframes only (dav1d's AV1 decoded 2). So "keyframes" drops the other packets before it.
         by_packets = codec_name == "vp9" and options.skip_frames == "keyframes"
-        return Strategy("frame-threaded", options.thread_type or "FRAME", skip, False, False, by_packets)
+        return Strategy("no-b-frames", options.thread_type or "SLICE", skip, False, False, by_packets)
     if codec_name == "hevc" and options.skip_frames == "bidir":
         # FFmpeg's "bidir" discards B-slices, and x265 (like many HEVC encoders) codes its P-pictures
         # as B-slices: "bidir" left only the keyframes, every sample in a GOP showing the same frame
