@@ -57,9 +57,10 @@ class DecodeOptions:
     # benchmark's files).
     resize: str = RESIZE_CHOICES[0]
     # Decode each codec its own way (avsearch.media.strategy): intra-only codecs (ProRes, DNxHD,
-    # MJPEG, DV, ...) decode only the packets of sampled frames, the same frames; VP9/AV1 use frame
-    # threads; interlaced frames are sampled one field at a time (avsearch.media.fields). False:
-    # one way for all, as before (skip_frames and thread_type as set), for comparisons.
+    # MJPEG, DV, ...) decode only the packets of sampled frames, the same frames; VP9/AV1 and HEVC
+    # skip non-reference frames where "bidir" asks for B-frames; interlaced frames are sampled one
+    # field at a time (avsearch.media.fields). False: one way for all, as before (skip_frames and
+    # thread_type as set), for comparisons.
     by_codec: bool = True
 
     def __post_init__(self) -> None:

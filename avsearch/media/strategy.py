@@ -5,8 +5,8 @@ The 2 fps sample needs few of a file's frames; what a decoder may leave out depe
 * intra-only codecs (ProRes, DNxHD/DNxHR, Motion JPEG, DV, JPEG 2000, rawvideo, ...: every frame
   stands alone, FFmpeg's codec descriptor says so): only the packets whose frames are sampled go to
   the decoder (`sampled_packets`), one in 12-30 at 25-60 fps; the others are dropped unread. The
-  sampled frames are exactly those of decoding every frame. Frame threads decode the sampled frames
-  side by side: nothing links them.
+  sampled frames are exactly those of decoding every frame. FFmpeg's "AUTO" threads (frame threads
+  where the decoder has them) decode the sampled frames side by side: nothing links them.
 * VP9 and AV1 (no B-frames for `skip_frames="bidir"` to skip): non-reference frames are skipped
   instead (AV1's hierarchical layers: 111 of 300 frames of SVT-AV1's; libvpx marks none, and
   FFmpeg's VP9 decoder ignores skip_frame anyway, so "keyframes" drops packets before it). VP9
