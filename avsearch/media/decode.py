@@ -21,7 +21,10 @@ from avsearch.errors import MediaError
 from avsearch.media.container import describe, open_media
 from avsearch.media.damage import Damage, add_damage
 from avsearch.media.probe import frame_rotation, probe, turn_upright, video_stream
+from avsearch.media.fields import first_field
 from avsearch.media.resize import smart_resize
+from avsearch.media.sampled_packets import keyframe_packets, sampled_packets
+from avsearch.media.strategy import SKIP_FRAME, choose_strategy
 from avsearch.resample import RESAMPLERS, keep_resizing_on_this_thread
 from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, SAMPLE_RATE, Clip, MediaFile, check_choice
 
@@ -53,13 +56,19 @@ class DecodeOptions:
     # pixels differ from the reference's on fine texture (mean 9-15 levels on the ingest
     # benchmark's files).
     resize: str = RESIZE_CHOICES[0]
+    # Decode each codec its own way (avsearch.media.strategy): intra-only codecs (ProRes, DNxHD,
+    # MJPEG, DV, ...) decode only the packets of sampled frames, the same frames; VP9/AV1 and HEVC
+    # skip non-reference frames where "bidir" asks for B-frames; interlaced frames are sampled one
+    # field at a time (avsearch.media.fields). False: one way for all, as before (skip_frames and
+    # thread_type as set), for comparisons.
+    by_codec: bool = True
 
     def __post_init__(self) -> None:
         check_choice("skip_frames", self.skip_frames, FRAME_CHOICES)
         check_choice("resize", self.resize, RESIZE_CHOICES)
 
 
-_SKIP_FRAME = {"none": "DEFAULT", "nonref": "NONREF", "bidir": "BIDIR", "keyframes": "NONKEY"}  # FFmpeg AVDiscard names
+_SKIP_FRAME = SKIP_FRAME  # FFmpeg AVDiscard names
 assert set(_SKIP_FRAME) == set(FRAME_CHOICES)
 
 
@@ -124,21 +133,28 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
         astream = (container.streams.audio[0] if container.streams.audio else None) if audio and media.has_audio else None
         if vstream is None and astream is None:
             raise MediaError(f"{path}: none of the requested streams (video={video}, audio={audio}) exist")
+        strategy = choose_strategy(vstream.codec_context.name, options) if vstream is not None else None
         if vstream is not None:
-            vstream.thread_type = decoder_threading(options)
-            vstream.codec_context.skip_frame = _SKIP_FRAME[options.skip_frames]
+            vstream.thread_type = strategy.thread_type
+            vstream.codec_context.skip_frame = strategy.skip_frame
             if options.threads:
                 vstream.thread_count = options.threads
         seek = seek and ranges[0][0] > 5.0  # a range deep in a file: seek instead of decoding from 0
         # After a seek, sound is resampled on the grid of a decode from the stream's first sample.
         audio_origin = (astream.start_time or 0) if seek and astream is not None else None
         state = _State(media, ranges, options, vstream is not None, astream is not None, audio_origin)
+        state.time_zero = _sound_only_start(media, astream)
         streams = [s for s in (vstream, astream) if s is not None]
         try:
             if seek:
-                container.seek(int(max(0.0, ranges[0][0] - 1.0) * av.time_base), any_frame=False, backward=True)
-            coarse_skip = vstream is not None and options.skip_frames == "bidir"
+                container.seek(int((max(0.0, ranges[0][0] - 1.0) + state.time_zero) * av.time_base), any_frame=False,
+                               backward=True)
+            coarse_skip = strategy is not None and strategy.widen_skip
             packets = container.demux(*streams)
+            if strategy is not None and strategy.drop_unsampled:
+                packets = sampled_packets(packets, vstream, state.is_taken)
+            if strategy is not None and strategy.keyframe_packets:
+                packets = keyframe_packets(packets, vstream)
             progress = time.monotonic()
             while True:
                 if stall_s is not None and time.monotonic() - progress > stall_s:
@@ -171,6 +187,8 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
                     continue
                 for frame in frames:
                     if packet.stream is vstream:
+                        if options.by_codec and frame.interlaced_frame:
+                            state.field_order = vstream.codec_context.field_order
                         state.on_video(frame)
                         if coarse_skip and state.widest_gap > 0.5 / options.fps:
                             # Decoded frames came further apart than half a sampling slot (long
@@ -193,6 +211,19 @@ def iter_clips(path: str | Path, ranges: Sequence[tuple[float, float]], options:
             raise MediaError(f"{path}: decoding failed {_where(state)} ({describe(err)})") from None
         finally:
             state.close()
+
+
+def _sound_only_start(media: MediaFile, astream) -> float:
+    """Media time of a sound-only file's first sample, which its clip times count from.
+
+    Players and the ffmpeg CLI start such a file at its first sample, but its stream may be stamped
+    later: an MP3's decoder drops the encoder delay (LAME's gapless header) and stamps the first
+    sample 25 ms in; an MPEG-TS starts wherever its clock stood. Taken as 0, every clip's sound came
+    that much late. Files with video keep the stream times, which keep sound and picture together.
+    """
+    if media.has_video or astream is None or not astream.start_time or not astream.time_base:
+        return 0.0
+    return max(0.0, float(astream.start_time * astream.time_base))
 
 
 # How far before its declared end a file's decoding may stop and still count as whole: streams end
@@ -281,6 +312,8 @@ class _State:
         self._convert = _converter(options) if want_video else None
         self._submitted: Optional[tuple[av.VideoFrame, object]] = None  # last frame sent, its future
         self._audio_origin = audio_origin  # after a seek: the pts whose resampling grid to keep (_aligned)
+        self.field_order: Optional[int] = None  # set for interlaced frames: sample one field (fields.py)
+        self.time_zero = 0.0  # media time of clip time 0 (_sound_only_start)
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -299,13 +332,31 @@ class _State:
             self.widest_gap = max(self.widest_gap, t - self.last_frame_t)
         self.last_frame, self.last_frame_t = frame, t
 
+    def is_taken(self, prev_t: Optional[float], t: float, next_t: Optional[float]) -> bool:
+        """Whether on_video would take a frame at `t` for some wanted instant, given the frames
+        before and after it (at prev_t and next_t; None: there is none) were decoded too. The same
+        rule as on_video: an instant takes the nearer of the frames around it, the earlier on a tie."""
+        for i in range(self.next_clip, len(self.ranges)):
+            if next_t is not None and self.ranges[i][0] > next_t:
+                break  # ranges are sorted by start: no later clip has an instant before next_t
+            times = self.times[i]
+            lo = 0 if prev_t is None else int(np.searchsorted(times, prev_t, side="right"))
+            hi = len(times) if next_t is None else int(np.searchsorted(times, next_t, side="right"))
+            for s in times[lo:hi]:
+                if s <= t:  # this frame is the later one around s
+                    if prev_t is None or t - s < s - prev_t:
+                        return True
+                elif next_t is None or not next_t - s < s - t:  # the earlier one
+                    return True
+        return False
+
     def on_audio(self, frame: av.AudioFrame) -> None:
         if self.audio_start is None:
             if self._audio_origin is not None:
                 frame = _aligned(frame, self._audio_origin, self.options.sample_rate)
                 if frame is None:
                     return
-            self.audio_start = float(frame.time) if frame.time is not None else 0.0
+            self.audio_start = float(frame.time) - self.time_zero if frame.time is not None else 0.0
         for out in self.resampler.resample(frame):
             self._append_audio(out)
 
@@ -372,16 +423,20 @@ class _State:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+    def _to_rgb(self, frame: av.VideoFrame, field_order: Optional[int] = None) -> np.ndarray:
         h, w = self.frame_size
-        if self.options.resize == "swscale":
+        if self.options.resize == "swscale" and field_order is None:
             rotation = frame_rotation(frame)
             sw, sh = (h, w) if rotation in (90, 270) else (w, h)  # scale before turning upright
             rgb = frame.to_ndarray(width=sw, height=sh, format="rgb24", interpolation="BICUBIC")
             return np.ascontiguousarray(turn_upright(rgb, rotation))
         # Upright first, then resize, as the reference does.
-        rgb = turn_upright(frame.to_ndarray(format="rgb24"), frame_rotation(frame))
-        return rgb if rgb.shape[:2] == (h, w) else RESAMPLERS[self.options.resize](rgb, h, w)
+        rgb = frame.to_ndarray(format="rgb24")
+        if field_order is not None:
+            rgb = first_field(rgb, field_order)
+        rgb = turn_upright(rgb, frame_rotation(frame))
+        resample = RESAMPLERS.get(self.options.resize, RESAMPLERS["torch"])  # a field in "swscale" mode: torch's
+        return rgb if rgb.shape[:2] == (h, w) else resample(rgb, h, w)
 
     def close(self) -> None:
         if self._convert is not None:
@@ -394,7 +449,9 @@ class _State:
         # sampling (keyframe-only decoding, slideshows, a 1-frame video): convert it once.
         if self._submitted is not None and self._submitted[0] is frame:
             return self._submitted[1]
-        future = self._convert.submit(self._to_rgb, frame)
+        field_order = self.field_order if frame.interlaced_frame else None
+        args = (frame,) if field_order is None else (frame, field_order)
+        future = self._convert.submit(self._to_rgb, *args)
         self._submitted = (frame, future)
         return future
 
