@@ -32,7 +32,10 @@ def run_index(
     prune: bool = True,
     retry_failed: bool = False,
     progress: Optional[ProgressCallback] = None,
+    ray=None,
 ) -> IndexReport:
+    """`ray`: an avsearch.indexer.distributed.RayOptions to decode and embed on Ray instead of in
+    this process (the plan, the commits and the index are the same)."""
     started = time.monotonic()
     report = IndexReport()
     with store.write_lock():
@@ -68,7 +71,11 @@ def run_index(
         commits = [FileCommit(r) for r in failed_rows] + [FileCommit(r, replace_clips=False) for r in plan.touched]
         store.commit(commits)
 
-        if jobs:
+        if jobs and ray is not None:
+            from avsearch.indexer.distributed import run_pipeline_ray  # Ray is imported only on this path
+
+            run_pipeline_ray(jobs, store, ray, options, report, progress)
+        elif jobs:
             run_pipeline(jobs, store, get_embedder(), options, report, progress)
         store.finish_writes()
     report.seconds = time.monotonic() - started
