@@ -60,6 +60,17 @@ def index(
         help="Decode threads: each takes a file; one with no file left takes half of a long file another is "
              "decoding (both parts >= 30 s). More than 4 measured slower, even on 16 cores."),
     as_json: bool = typer.Option(False, "--json", help="Print the final report as JSON."),
+    # A flag plus a separate address option, not `--ray [ADDRESS]`: an option with an optional value
+    # would read `avsearch index --ray ~/Videos` as the address ~/Videos.
+    ray: bool = typer.Option(
+        False, "--ray",
+        help='Decode and embed on Ray: a local Ray instance using every GPU and CPU of this machine (one embed '
+             'actor per GPU). Needs pip install "avsearch[ray]". Example: avsearch index ~/Videos --ray'),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", metavar="ADDRESS",
+        help="Join a running Ray cluster instead (implies --ray): auto (the cluster this machine belongs to) or "
+             "ray://HEAD:10001. Every node needs avsearch installed and the media at the same paths. "
+             "Example: avsearch index /mnt/archive --ray-address auto"),
 ) -> None:
     """Index video and audio under PATHS.
 
@@ -109,7 +120,8 @@ def index(
             bar.update(task, total=p.files_total, completed=p.files_done, clips=p.clips_done,
                        rate=f"{p.clips_done / elapsed:.1f}")
 
-        report = idx.add(paths, prune=prune, retry_failed=retry_failed, progress=on_progress, decode_workers=workers)
+        report = idx.add(paths, prune=prune, retry_failed=retry_failed, progress=on_progress, decode_workers=workers,
+                         engine="ray" if ray or ray_address else "local", ray_address=ray_address)
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
         return

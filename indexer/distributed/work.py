@@ -2,7 +2,8 @@
 
 Plain functions and classes (Ray wraps them in engine.py), so this module imports without Ray and
 the work itself is the local pipeline's: `avsearch.media.iter_clips` for decoding, the embedder's
-own `embed_clips` (which groups clips by its token budget) for embedding.
+own `embed_clips` (which groups clips by its token budget) for embedding. Nothing here imports the
+store (LanceDB): a decode worker starts in the time PyAV and torch take to import.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from avsearch.media.damage import Damage
 from avsearch.models.base import Embedder
 from avsearch.types import Clip, MediaFile, View
 from avsearch.indexer.distributed.faults import maybe_die
-from avsearch.indexer.pipeline import failure_reason
 
 
 @dataclass
@@ -67,7 +67,7 @@ def decode_chunk(path: str, ranges: Sequence[tuple[float, float]], media: MediaF
                 return attempt(seek=False)
             except Exception as again:
                 err = again
-        return DecodedChunk(path, error=failure_reason(err))
+        return DecodedChunk(path, error=_reason(err))
 
 
 class EmbedWorker:
@@ -94,6 +94,14 @@ class EmbedWorker:
                     vectors = self.embedder.embed_clips([chunk.clips[k] for k in ks], view)
                     out.vectors.update({(k, view): vec for k, vec in zip(ks, vectors)})
         except Exception as err:  # the chunk is one file's: that file fails, as in the local pipeline
-            out.error = f"embedding failed: {failure_reason(err)}"
+            out.error = f"embedding failed: {_reason(err)}"
             out.vectors.clear()
         return out
+
+
+def _reason(err: BaseException) -> str:
+    # The local pipeline's wording (indexer.pipeline.failure_reason), imported only on failure:
+    # that module brings the store, and with it LanceDB, which a worker otherwise never needs.
+    from avsearch.indexer.pipeline import failure_reason
+
+    return failure_reason(err)
