@@ -107,8 +107,9 @@ def ray_cluster(tmp_path_factory):
 
     faults = tmp_path_factory.mktemp("ray-faults")
     os.environ[FAULT_DIR_ENV] = str(faults)
-    info = ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
-                    _node_ip_address="127.0.0.1")
+    # Ray puts its GCS on the machine's address, not loopback, even when asked (it resolves
+    # 127.0.0.1 away: ray._private.services.resolve_ip_for_localhost); Ray 2.60 requires its token.
+    info = ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     yield info.address_info["address"], faults
     ray.shutdown()
     os.environ.pop(FAULT_DIR_ENV, None)

@@ -92,6 +92,7 @@ def run_pipeline_ray(jobs: list[FileJob], store: Store, ray_options: RayOptions,
         _Run(ray, jobs, store, ray_options, options, report, progress).run()
     finally:
         if started:
+            _ACTORS.clear()
             ray.shutdown()
 
 
@@ -115,10 +116,7 @@ class _Run:
         gpus = int(resources.get("GPU", 0))
         n_actors = ro.embed_actors or max(1, gpus)
         # An actor holds a GPU when the cluster has them; else it takes a CPU (the model runs there).
-        actor_cls = ray.remote(EmbedWorker).options(
-            num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
-            max_restarts=ro.actor_restarts, max_task_retries=ro.actor_restarts)
-        actors = [actor_cls.remote(ro.load_embedder) for _ in range(n_actors)]
+        actors = _embed_actors(ray, ro, n_actors, gpus)
         decode = ray.remote(decode_chunk).options(num_cpus=1, max_retries=ro.decode_retries, retry_exceptions=False)
         decode_slots = max(1, int(resources.get("CPU", 1)) - (0 if gpus else n_actors))
         inflight_max = ro.inflight or 2 * decode_slots + 2 * n_actors
@@ -228,6 +226,38 @@ class _Run:
                 self.commits_left -= 1
                 if self.commits_left <= 0:
                     faults.kill_self()
+
+
+# Embed actors kept for the next run while the Ray connection lasts, by (model loader, actors, GPUs,
+# Ray session): loading WAVE-7B takes a minute, and an application that holds Ray (a service running
+# indexing jobs, a test session) indexes again and again. A run that started Ray itself shuts it down
+# at its end, and its actors with it. `release_actors()` frees their GPUs sooner.
+_ACTORS: dict = {}
+
+
+def _embed_actors(ray, ro: RayOptions, n: int, gpus: int) -> list:
+    import pickle
+
+    key = (pickle.dumps(ro.load_embedder), n, gpus, ro.actor_restarts, ray.get_runtime_context().get_job_id())
+    if key not in _ACTORS:
+        # An actor holds a GPU when the cluster has them; else it takes a CPU (the model runs there).
+        cls = ray.remote(EmbedWorker).options(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
+                                              max_restarts=ro.actor_restarts, max_task_retries=ro.actor_restarts)
+        release_actors()  # one pool at a time: another model's actors would hold the GPUs
+        _ACTORS[key] = [cls.remote(ro.load_embedder) for _ in range(n)]
+    return _ACTORS[key]
+
+
+def release_actors() -> None:
+    """End the embed actors kept from earlier runs (their models leave the GPUs)."""
+    ray = import_ray()
+    for actors in _ACTORS.values():
+        for actor in actors:
+            try:
+                ray.kill(actor)
+            except Exception:  # Ray already shut down, or the actor is gone: nothing to free
+                pass
+    _ACTORS.clear()
 
 
 def _ray_failure(err: BaseException) -> str:
