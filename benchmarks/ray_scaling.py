@@ -148,6 +148,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
 
+    # Ray starts its workers at nice 15 (RAY_worker_niceness): on a machine shared with other jobs
+    # they would lose the CPU to everything else while the local pipeline, at nice 0, would not.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     import ray
 
     paths = make_folder(args.work, args.files, args.seconds, args.width, args.height)

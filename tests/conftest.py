@@ -106,6 +106,9 @@ def ray_cluster(tmp_path_factory):
     from avsearch.indexer.distributed.faults import FAULT_DIR_ENV
 
     faults = tmp_path_factory.mktemp("ray-faults")
+    # Ray starts its workers at nice 15: on a busy CI machine the tests' workers would wait behind
+    # every other process. The same priority as the test process itself.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     os.environ[FAULT_DIR_ENV] = str(faults)
     # Ray puts its GCS on the machine's address, not loopback, even when asked (it resolves
     # 127.0.0.1 away: ray._private.services.resolve_ip_for_localhost); Ray 2.60 requires its token.
