@@ -115,6 +115,41 @@ class GpuBusy:
         return sum(self.samples) / len(self.samples) / 100 if self.samples else None
 
 
+class PeakRss:
+    """Peak resident memory (MB) of this process and of Ray's workers by role, sampled every 0.2 s."""
+
+    def __init__(self) -> None:
+        self.peak: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(0.2):
+            seen = {"driver": me.memory_info().rss}
+            for proc in psutil.process_iter(["name", "cmdline"]):
+                try:
+                    title = " ".join(proc.info["cmdline"] or [])
+                    role = ("decode worker" if "decode_chunk" in title else "embed actor" if "EmbedWorker" in title
+                            else None)
+                    if role:
+                        seen[role] = max(seen.get(role, 0), proc.memory_info().rss)
+                except Exception:  # gone between listing and reading
+                    continue
+            for role, rss in seen.items():
+                self.peak[role] = max(self.peak.get(role, 0.0), rss / 2**20)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def index_run(engine: str, paths, work: Path, load, model_id: str, dim: int, actors: int) -> dict:
     from avsearch.indexer import PipelineOptions, run_index
     from avsearch.indexer.distributed import RayOptions
@@ -126,11 +161,12 @@ def index_run(engine: str, paths, work: Path, load, model_id: str, dim: int, act
     ray_options = RayOptions(load_embedder=load, model_id=model_id, embed_actors=actors) if engine == "ray" else None
     embedder = None if engine == "ray" else load()  # loaded before the clock: Ray's actors load theirs inside it
     t0 = time.perf_counter()
-    with GpuBusy() as gpu:
+    with GpuBusy() as gpu, PeakRss() as rss:
         report = run_index(store, [str(p) for p in paths], lambda: embedder, PipelineOptions(), ray=ray_options)
     wall = time.perf_counter() - t0
     assert not report.failed, report.failed
-    return {"wall_s": wall, "clips": report.clips_added, "media_s": report.media_s, "gpu_busy": gpu.busy}
+    return {"wall_s": wall, "clips": report.clips_added, "media_s": report.media_s, "gpu_busy": gpu.busy,
+            "peak_rss_mb": rss.peak}
 
 
 def main(argv=None) -> None:
@@ -144,6 +180,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--gpu", action="store_true", help="WAVE-7B at full size, random weights, on cuda")
     p.add_argument("--skip-index", action="store_true", help="decode only")
+    p.add_argument("--skip-decode", action="store_true", help="end to end only")
     p.add_argument("--work", type=Path, default=Path("/tmp/avsearch-ray-scaling"))
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -175,16 +212,17 @@ def main(argv=None) -> None:
     decode: dict = {"local": [], **{f"ray-{n}": [] for n in counts}}
     index: dict = {"local": [], "ray": []}
     for _ in range(args.repeats):
-        decode["local"].append(decode_local(paths))
-        for n in counts:
-            decode[f"ray-{n}"].append(decode_ray(ray, paths, n))
+        if not args.skip_decode:
+            decode["local"].append(decode_local(paths))
+            for n in counts:
+                decode[f"ray-{n}"].append(decode_ray(ray, paths, n))
         if not args.skip_index:
             for engine in ("local", "ray"):
                 index[engine].append(index_run(engine, paths, args.work, load, model_id, dim, args.actors))
                 print(engine, index[engine][-1], flush=True)
-        print({k: round(media_s / v[-1]["wall_s"], 1) for k, v in decode.items()}, flush=True)
+        print({k: round(media_s / v[-1]["wall_s"], 1) for k, v in decode.items() if v}, flush=True)
 
-    best = {k: min(v, key=lambda r: r["wall_s"]) for k, v in decode.items()}
+    best = {k: min(v, key=lambda r: r["wall_s"]) for k, v in decode.items() if v}
     result = {
         "machine": {"cpus_ray": cpus, "cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "load_avg_start": os.getloadavg()},
@@ -202,7 +240,7 @@ def main(argv=None) -> None:
     print(json.dumps({k: result[k] for k in ("decode_media_s_per_s", "index")}, indent=1))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        name = "ray-scaling-gpu" if args.gpu else "ray-scaling"
+        name = ("ray-scaling-gpu" if args.gpu else "ray-scaling") + ("-memory" if args.skip_decode else "")
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=1))
 
 

@@ -22,8 +22,10 @@ from avsearch.media.synth import write_audio, write_video
 from avsearch.store import IndexSettings
 
 # Short clips and chunks: the 12 s video is 6 clips in 3 chunks of 2, committed in parts of 4 s.
+# The embed actor reserves no CPU: both of the session's 2 CPUs decode, and a second driver's
+# actor (the driver-kill test) fits beside the one kept from earlier runs.
 SMALL = IndexSettings(clip_s=2.0)
-RAY_SMALL = {"chunk_s": 4.0, "decode_retries": 1}
+RAY_SMALL = {"chunk_s": 4.0, "decode_retries": 1, "actor_cpus": 0}
 
 
 def clips_of(index: Index) -> dict[str, np.ndarray]:
@@ -66,13 +68,13 @@ def test_ray_gives_the_local_pipelines_clip_ids_and_vectors(tmp_path, indexed_te
     root, local_report = indexed_template  # the library indexed by the local pipeline
     local = Index.open(root / "index")
     index = Index.open(tmp_path / "idx", model="tiny", create=True)
-    report = index.add([root / "library"], engine="ray")
+    report = index.add([root / "library"], engine="ray", ray_settings={"actor_cpus": 0})
     assert sorted(report.indexed) == sorted(local_report.indexed)
     assert [Path(p).name for p, _ in report.failed] == ["corrupt.mp4"]
     assert report.clips_added == local_report.clips_added
     assert_same_index(local, index)
     # The same plan afterwards: a re-run on Ray finds nothing to do.
-    again = index.add([root / "library"], engine="ray")
+    again = index.add([root / "library"], engine="ray", ray_settings={"actor_cpus": 0})
     assert again.clips_added == 0 and again.plan_counts["new"] == 0 and again.unchanged == 6
 
 
@@ -122,15 +124,12 @@ DRIVER = textwrap.dedent("""
     from avsearch.store import IndexSettings
     ray.init(address=sys.argv[1], logging_level="WARNING", log_to_driver=False)
     index = Index.open(sys.argv[2], model="tiny", create=True, settings=IndexSettings(clip_s=2.0))
-    index.add([sys.argv[3]], engine="ray", partial_commit_s=4.0, ray_settings={"chunk_s": 4.0, "decode_retries": 1})
+    index.add([sys.argv[3]], engine="ray", partial_commit_s=4.0, ray_settings={"chunk_s": 4.0, "decode_retries": 1, "actor_cpus": 0})
 """)
 
 
 def test_a_driver_killed_with_sigkill_resumes_to_the_clean_result(tmp_path, small_lib, small_reference, ray_cluster):
-    from avsearch.indexer.distributed.engine import release_actors
-
     address, faults = ray_cluster
-    release_actors()  # the actor kept from earlier runs holds one of the 2 CPUs the new driver's needs
     (faults / "driver-after").write_text("1")  # dies right after its first commit: a part of the long file
     try:
         out = subprocess.run([sys.executable, "-c", DRIVER, address, tmp_path / "idx", small_lib],

@@ -46,6 +46,9 @@ class RayOptions:
     inflight: Optional[int] = None  # chunks decoded or decoding at once; None: 2 per decode slot
     decode_retries: int = 3  # runs of a decode task whose worker process died
     actor_restarts: int = 3
+    # CPUs an embed actor reserves on a cluster without GPUs (where the model runs on them); None: 1.
+    # 0 lets decoding use every CPU beside it (oversubscribed while both work).
+    actor_cpus: Optional[float] = None
 
 
 def import_ray():
@@ -118,7 +121,8 @@ class _Run:
         # An actor holds a GPU when the cluster has them; else it takes a CPU (the model runs there).
         actors = _embed_actors(ray, ro, n_actors, gpus)
         decode = ray.remote(decode_chunk).options(num_cpus=1, max_retries=ro.decode_retries, retry_exceptions=False)
-        decode_slots = max(1, int(resources.get("CPU", 1)) - (0 if gpus else n_actors))
+        actor_cpus = 0 if gpus else (1 if ro.actor_cpus is None else ro.actor_cpus)
+        decode_slots = max(1, int(resources.get("CPU", 1) - n_actors * actor_cpus))
         inflight_max = ro.inflight or 2 * decode_slots + 2 * n_actors
 
         if self.progress:
@@ -238,10 +242,11 @@ _ACTORS: dict = {}
 def _embed_actors(ray, ro: RayOptions, n: int, gpus: int) -> list:
     import pickle
 
-    key = (pickle.dumps(ro.load_embedder), n, gpus, ro.actor_restarts, ray.get_runtime_context().get_job_id())
+    cpus = 0 if gpus else (1 if ro.actor_cpus is None else ro.actor_cpus)
+    key = (pickle.dumps(ro.load_embedder), n, gpus, cpus, ro.actor_restarts, ray.get_runtime_context().get_job_id())
     if key not in _ACTORS:
         # An actor holds a GPU when the cluster has them; else it takes a CPU (the model runs there).
-        cls = ray.remote(EmbedWorker).options(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
+        cls = ray.remote(EmbedWorker).options(num_gpus=1 if gpus else 0, num_cpus=cpus,
                                               max_restarts=ro.actor_restarts, max_task_retries=ro.actor_restarts)
         release_actors()  # one pool at a time: another model's actors would hold the GPUs
         _ACTORS[key] = [cls.remote(ro.load_embedder) for _ in range(n)]
