@@ -105,16 +105,17 @@ def test_a_file_that_crashes_the_decoder_natively_fails_alone(tmp_path, small_li
     lib.mkdir()
     for f in small_lib.iterdir():
         os.link(f, lib / f.name)
-    write_video(lib / "hostile.mp4", duration_s=3.0, seed=13)
+    # 2 chunks, one in flight at a time: the file fails once, whichever chunk crashes first.
+    write_video(lib / "zz-hostile.mp4", duration_s=6.0, seed=13)
     (faults / "decode-always").write_text("hostile")
     try:
         index = Index.open(tmp_path / "idx", model="tiny", create=True, settings=SMALL)
-        report = index.add([lib], engine="ray", ray_settings={**RAY_SMALL, "decode_retries": 0})
+        report = index.add([lib], engine="ray", ray_settings={**RAY_SMALL, "decode_retries": 0, "inflight": 1})
     finally:
         (faults / "decode-always").unlink()
     assert sorted(Path(p).name for p in report.indexed) == ["long-clip.mp4", "tone.wav"]
     [(path, reason)] = report.failed
-    assert Path(path).name == "hostile.mp4" and "process died" in reason
+    assert Path(path).name == "zz-hostile.mp4" and "process died" in reason
     assert files_of(index)[path][0] == "failed"
 
 

@@ -118,7 +118,6 @@ class _Run:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         n_actors = ro.embed_actors or max(1, gpus)
-        # An actor holds a GPU when the cluster has them; else it takes a CPU (the model runs there).
         actors = _embed_actors(ray, ro, n_actors, gpus)
         decode = ray.remote(decode_chunk).options(num_cpus=1, max_retries=ro.decode_retries, retry_exceptions=False)
         actor_cpus = 0 if gpus else (1 if ro.actor_cpus is None else ro.actor_cpus)
@@ -152,6 +151,8 @@ class _Run:
                 a = min(load, key=load.get)  # the actor with the fewest chunks waiting
                 load[a] += 1
                 inflight[actors[a].embed.remote(decoded, job.views)] = (j, idxs, a)
+            if not inflight:  # the work left was only chunks of files that failed already
+                continue
             finished, _ = ray.wait(list(inflight), num_returns=1)
             for ref in finished:
                 j, idxs, a = inflight.pop(ref)
