@@ -30,7 +30,7 @@ from avsearch import preflight
 from avsearch.errors import AvsearchError, IndexDamagedError, IndexNotFoundError, UsageError
 from avsearch.locations import DEFAULT_INDEX, resolve_index_path
 from avsearch.store import AnnConfig, IndexMeta, IndexSettings, Store
-from avsearch.types import Hit, Query, View
+from avsearch.types import Hit, Query, View, check_choice
 
 
 class Index:
@@ -166,7 +166,8 @@ class Index:
             progress=None, decode_workers: Optional[int] = None, max_batch_tokens: Optional[int] = None,
             commit_every_files: int = 8, partial_commit_s: float = 600.0, isolate: str = "suspect",
             follow_symlinks: bool = True, include: Optional[Sequence[str]] = None,
-            exclude: Optional[Sequence[str]] = None):
+            exclude: Optional[Sequence[str]] = None, engine: str = "local", ray_address: Optional[str] = None,
+            ray_settings: Optional[dict] = None):
         """Index new and changed media under `paths`; re-point moved files; with `prune`, drop
         files under `paths` that are gone. Broken files are recorded as failed, never fatal. Files
         longer than `partial_commit_s` of media are committed in parts: an interrupted run keeps
@@ -183,10 +184,20 @@ class Index:
         False skips symlinks. include/exclude: glob patterns on the path relative to the indexed
         folder or on the file name (`["*.mp4"]`, `["drafts/*", "*.part"]`); they are stored with
         the index and later runs given None reuse them; `[]` (or `[""]`) clears that kind.
-        Returns an IndexReport."""
+
+        `engine="ray"` decodes and embeds on Ray (the extra `avsearch[ray]`): without
+        `ray_address` a local Ray instance on every CPU and GPU of this machine, with one ("auto",
+        "ray://host:10001") that cluster; `ray_settings`: fields of
+        avsearch.indexer.distributed.RayOptions (chunk_s, embed_actors, ...). Returns an IndexReport."""
         from avsearch.indexer import PipelineOptions, run_index
         from avsearch.indexer.report import PhaseReporter
         from avsearch.indexer.run import load_model
+
+        check_choice("engine", engine, ("local", "ray"))
+        if engine == "ray":
+            from avsearch.indexer.distributed.engine import import_ray
+
+            import_ray()  # before anything is written: without Ray the error names the install command
 
         paths = [str(p) for p in paths]
         preflight.check_paths_exist(paths)  # before the model loads or the index directory is made
@@ -211,9 +222,21 @@ class Index:
             decode=self._decode_options(), decode_workers=decode_workers, max_batch_tokens=max_batch_tokens,
             commit_every_files=commit_every_files, partial_commit_s=partial_commit_s, isolate=isolate,
         )
+        ray = self._ray_options(ray_address, ray_settings or {}) if engine == "ray" else None
         return run_index(self._store, paths, get_embedder, options, prune=prune,
                          retry_failed=retry_failed, reporter=reporter, follow_symlinks=follow_symlinks,
-                         patterns=self._patterns(include, exclude))
+                         patterns=self._patterns(include, exclude), ray=ray)
+
+    def _ray_options(self, address: Optional[str], settings: dict):
+        """How Ray's embed actors load this index's model: by its spec, each on its own GPU."""
+        import functools
+
+        from avsearch.indexer.distributed import RayOptions
+        from avsearch.models import load_embedder
+
+        spec = self._model_spec or self._store.meta.model_source
+        return RayOptions(load_embedder=functools.partial(load_embedder, spec, device=self._device),
+                          model_id=self._store.meta.model_id, address=address, **settings)
 
     def remove(self, paths: Iterable[str | Path]) -> int:
         """Forget files (or every file under a folder). Returns how many files were removed. A

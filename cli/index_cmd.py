@@ -80,6 +80,17 @@ def index(
         help="Skip files (and folders) matching this glob, on the relative path or the name; repeatable; wins "
              "over --include; indexed files it matches are pruned. Stored like --include; --exclude '' clears it. "
              "Example: --exclude 'drafts/*' --exclude '*.part'"),
+    # A flag plus a separate address option, not `--ray [ADDRESS]`: an option with an optional value
+    # would read `avsearch index --ray ~/Videos` as the address ~/Videos.
+    ray: bool = typer.Option(
+        False, "--ray",
+        help='Decode and embed on Ray: a local Ray instance using every GPU and CPU of this machine (one embed '
+             'actor per GPU). Needs pip install "avsearch[ray]". Example: avsearch index ~/Videos --ray'),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", metavar="ADDRESS",
+        help="Join a running Ray cluster instead (implies --ray): auto (the cluster this machine belongs to) or "
+             "ray://HEAD:10001. Every node needs avsearch installed and the media at the same paths. "
+             "Example: avsearch index /mnt/archive --ray-address auto"),
 ) -> None:
     """Index video and audio under PATHS.
 
@@ -123,7 +134,8 @@ def index(
         return
     with progress_view(quiet or as_json) as view:
         report = idx.add(paths, prune=prune, retry_failed=retry_failed, progress=view, decode_workers=workers,
-                         follow_symlinks=follow_symlinks, include=include, exclude=exclude)
+                         follow_symlinks=follow_symlinks, include=include, exclude=exclude,
+                         engine="ray" if ray or ray_address else "local", ray_address=ray_address)
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
         return

@@ -77,11 +77,14 @@ def run_index(
     reporter: Optional[PhaseReporter] = None,
     follow_symlinks: bool = True,
     patterns: Optional[PathPatterns] = None,
+    ray=None,
 ) -> IndexReport:
     """`progress` hears every phase (report.PHASES); or pass the `reporter` that announced the
     model's loading, so one Progress carries on through the run. get_embedder is called only when
     there is something to embed: wrap it in `load_model` for a "loading model" phase.
-    `patterns`: include/exclude patterns to apply and store with the index (None: the stored ones)."""
+    `patterns`: include/exclude patterns to apply and store with the index (None: the stored ones).
+    `ray`: an avsearch.indexer.distributed.RayOptions to decode and embed on Ray instead of in
+    this process (the plan, the commits and the index are the same)."""
     started = time.monotonic()
     report = IndexReport()
     reporter = reporter or PhaseReporter(progress)
@@ -126,7 +129,11 @@ def run_index(
         commits = [FileCommit(r) for r in failed_rows] + [FileCommit(r, replace_clips=False) for r in plan.touched]
         store.commit(commits)
 
-        if jobs:
+        if jobs and ray is not None:
+            from avsearch.indexer.distributed import run_pipeline_ray  # Ray is imported only on this path
+
+            run_pipeline_ray(jobs, store, ray, options, report, reporter.send, state=reporter.state)
+        elif jobs:
             run_pipeline(jobs, store, get_embedder(), options, report, reporter.send, state=reporter.state)
         commit_duplicates(store, plan.duplicates, report)  # after their canonicals: tied to an outcome
         if reporter.state.phase != COMMITTING:  # the pipeline announces its last commit

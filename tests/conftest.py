@@ -93,3 +93,26 @@ def indexed(tmp_path, indexed_template):
     root, report = indexed_template
     shutil.copytree(root / "index", tmp_path / "index")
     return Index.open(tmp_path / "index"), root / "library", report
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """One local Ray instance for the whole session (starting one costs seconds): 2 CPUs, loopback.
+
+    Yields (address, fault directory): the Ray engine's test hook (indexer/distributed/faults.py)
+    reads the directory, which must be in the environment before Ray starts its workers."""
+    import ray
+
+    from avsearch.indexer.distributed.faults import FAULT_DIR_ENV
+
+    faults = tmp_path_factory.mktemp("ray-faults")
+    # Ray starts its workers at nice 15: on a busy CI machine the tests' workers would wait behind
+    # every other process. The same priority as the test process itself.
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    os.environ[FAULT_DIR_ENV] = str(faults)
+    # Ray puts its GCS on the machine's address, not loopback, even when asked (it resolves
+    # 127.0.0.1 away: ray._private.services.resolve_ip_for_localhost); Ray 2.60 requires its token.
+    info = ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    yield info.address_info["address"], faults
+    ray.shutdown()
+    os.environ.pop(FAULT_DIR_ENV, None)

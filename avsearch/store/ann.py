@@ -149,6 +149,18 @@ class AnnIndex:
         ann.add(vectors, ids)
         return ann
 
+    @classmethod
+    def build_streamed(cls, n: int, sample: np.ndarray, blocks, config: AnnConfig = AnnConfig()) -> "AnnIndex":
+        """An IVF-PQ index of `n` vectors trained on `sample` (rows drawn at random from them, see
+        `training_rows`), then filled from `blocks`, an iterable of (ids, vectors): the process
+        holds the sample and one block, never the n vectors (10M x 3584 float32 would be 143 GB)."""
+        index, coarse = _train_ivfpq(np.asarray(sample), config, n_total=n)
+        ann = cls(index, "ivfpq", np.asarray(sample).shape[1], config, trained_on=n, coarse=coarse)
+        for ids, vectors in blocks:
+            if len(ids):
+                ann.add(vectors, ids)
+        return ann
+
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         assign = self.coarse
@@ -394,15 +406,21 @@ def _one_omp_thread():
         faiss.omp_set_num_threads(before)
 
 
-def _train_ivfpq(vectors: np.ndarray, config: AnnConfig) -> tuple[faiss.Index, faiss.Index]:
-    """(PreTransform(OPQ, IVF-PQ) trained but empty, full-space float16 list centroids)."""
+def training_rows(n: int, config: AnnConfig) -> int:
+    """How many of n vectors an IVF-PQ build trains on (the rest are only added)."""
+    return min(n, config.train_size or max(100_000, 39 * config.choose_nlist(n)))
+
+
+def _train_ivfpq(vectors: np.ndarray, config: AnnConfig, n_total: Optional[int] = None) -> tuple[faiss.Index, faiss.Index]:
+    """(PreTransform(OPQ, IVF-PQ) trained but empty, full-space float16 list centroids).
+    `n_total`: the vectors the index will hold when `vectors` is only a sample of them."""
     n, d = vectors.shape
     # At least 4 dims per sub-quantizer: 1- or 2-dim k-means is both useless and, in faiss, slow
     # (PQ64 on 128-d took 38 s to train on 20k rows).
     m = max(1, min(config.pq_m, min(config.opq_dim, d) // 4))
     opq_dim = max(m, (min(config.opq_dim, d) // m) * m)  # a multiple of m, at most d
-    nlist = config.choose_nlist(n)
-    train_n = min(n, config.train_size or max(100_000, 39 * nlist))
+    nlist = config.choose_nlist(n_total or n)
+    train_n = min(n, training_rows(n_total or n, config))
     # 8-bit codes need 256 centroids per sub-quantizer; fewer training points get fewer bits.
     nbits = int(max(4, min(8, math.floor(math.log2(max(train_n, 16) / 39)))))
     # Cost-capped training. OPQ re-trains a PQ every iteration, and faiss k-means on 4-dim

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from avsearch import preflight
 from avsearch.errors import IndexNotFoundError, ModelMismatchError
-from avsearch.store.ann import IVFPQ_MIN_VECTORS, AnnConfig, AnnIndex, _exact_subset
+from avsearch.store.ann import IVFPQ_MIN_VECTORS, AnnConfig, AnnIndex, _exact_subset, training_rows
 from avsearch.store.faults import kind_of, store_faults
 from avsearch.store.lock import WriteLock
 from avsearch.store.lookup import find_sorted
@@ -431,9 +431,20 @@ class Store:
                 ann.add(self.vectors(new), new)
             if not ann.needs_rebuild():
                 return ann, ids
+        if len(ids) >= self.ann_config.flat_threshold:
+            return self._build_streamed(ids), ids
         all_ids, vectors = self.tables.all_vectors()
         keep = np.isin(all_ids, ids)
         return AnnIndex.build(vectors[keep], all_ids[keep], self.ann_config), ids
+
+    def _build_streamed(self, ids: np.ndarray) -> AnnIndex:
+        """IVF-PQ over the vouched `ids` without reading every vector at once: trained on a random
+        sample of them, then filled in blocks streamed from the clips table (an index of tens of
+        millions of clips, after a distributed run, builds on a machine with 32 GB)."""
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(ids, size=training_rows(len(ids), self.ann_config), replace=False))
+        blocks = self.tables.iter_vectors(keep=ids)
+        return AnnIndex.build_streamed(len(ids), self.vectors(sample), blocks, self.ann_config)
 
     def _save_ann(self, ann: Optional[AnnIndex], ids: np.ndarray, version: tuple[int, int]) -> None:
         directory = self.directory / ANN_DIR

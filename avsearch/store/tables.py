@@ -219,6 +219,18 @@ class Tables:
         ids = np.asarray(t.column("row_id").to_numpy(), dtype=np.int64)
         return ids, _vector_matrix(t.column("vector"), self.dim)
 
+    def iter_vectors(self, keep: Optional[np.ndarray] = None, block_rows: int = 65_536):
+        """Every clip's (row ids, vectors) in blocks of about `block_rows` (a sorted `keep`: only
+        those ids), read as a stream: memory holds one block, whatever the table's size."""
+        reader = self.clips.search().select(["row_id", "vector"]).limit(None).to_batches(block_rows)
+        for batch in reader:
+            ids = np.asarray(batch.column("row_id").to_numpy(), dtype=np.int64)
+            vectors = _vector_matrix(pa.chunked_array([batch.column("vector")]), self.dim)
+            if keep is not None:
+                mask = np.isin(ids, keep, assume_unique=False)
+                ids, vectors = ids[mask], vectors[mask]
+            yield ids, vectors
+
     def count_clips(self, where: Optional[str] = None) -> int:
         return int(self.clips.count_rows(where) if where else self.clips.count_rows())
 

@@ -1,0 +1,176 @@
+"""Indexing on Ray (issue 14) against a local 2-CPU Ray instance (the session's `ray_cluster`).
+
+The faults are real process deaths (SIGKILL, SIGSEGV), made at chosen moments with the engine's
+documented test hook (indexer/distributed/faults.py): a decode worker, an embed actor, the driver.
+Every run must end with the same clips and vectors as a run without the fault.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avsearch import Index
+from avsearch.media.synth import write_audio, write_video
+from avsearch.store import IndexSettings
+
+# Short clips and chunks: the 12 s video is 6 clips in 3 chunks of 2, committed in parts of 4 s.
+# The embed actor reserves no CPU: both of the session's 2 CPUs decode, and a second driver's
+# actor (the driver-kill test) fits beside the one kept from earlier runs.
+SMALL = IndexSettings(clip_s=2.0)
+RAY_SMALL = {"chunk_s": 4.0, "decode_retries": 1, "actor_cpus": 0}
+
+
+def clips_of(index: Index) -> dict[str, np.ndarray]:
+    t = index.store.tables.clips.to_arrow()
+    ids = t.column("clip_id").to_pylist()
+    assert len(ids) == len(set(ids)), "duplicate clip ids"
+    return dict(zip(ids, np.stack(t.column("vector").to_numpy(zero_copy_only=False))))
+
+
+def files_of(index: Index) -> dict[str, tuple]:
+    return {r["path"]: (r["status"], r["n_clips"], r["fingerprint"]) for r in index.store.file_rows()}
+
+
+def assert_same_index(a: Index, b: Index) -> None:
+    ca, cb = clips_of(a), clips_of(b)
+    assert ca and sorted(ca) == sorted(cb)
+    assert max(float(np.abs(ca[k] - cb[k]).max()) for k in ca) <= 1e-5
+    assert files_of(a) == files_of(b)
+
+
+@pytest.fixture(scope="module")
+def small_lib(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("ray-lib")
+    write_video(d / "long-clip.mp4", duration_s=12.0, seed=11, tone_hz=440.0)
+    write_audio(d / "tone.wav", duration_s=3.0, seed=12)
+    return d
+
+
+@pytest.fixture(scope="module")
+def small_reference(tmp_path_factory, small_lib) -> Index:
+    """The small library indexed by the local pipeline: every Ray run below, faults and all, must
+    equal it (the 12 s file is cut into 3 chunks there, one decoder here)."""
+    index = Index.open(tmp_path_factory.mktemp("local-ref") / "idx", model="tiny", create=True, settings=SMALL)
+    report = index.add([small_lib])
+    assert len(report.indexed) == 2 and not report.failed
+    return index
+
+
+def test_ray_gives_the_local_pipelines_clip_ids_and_vectors(tmp_path, indexed_template, ray_cluster):
+    root, local_report = indexed_template  # the library indexed by the local pipeline
+    local = Index.open(root / "index")
+    index = Index.open(tmp_path / "idx", model="tiny", create=True)
+    report = index.add([root / "library"], engine="ray", ray_settings={"actor_cpus": 0})
+    assert sorted(report.indexed) == sorted(local_report.indexed)
+    assert [Path(p).name for p, _ in report.failed] == ["corrupt.mp4"]
+    assert report.clips_added == local_report.clips_added
+    assert_same_index(local, index)
+    # The same plan afterwards: a re-run on Ray finds nothing to do.
+    again = index.add([root / "library"], engine="ray", ray_settings={"actor_cpus": 0})
+    assert again.clips_added == 0 and again.plan_counts["new"] == 0 and again.unchanged == 6
+
+
+def test_a_decode_worker_killed_mid_file_is_retried_and_the_run_completes(tmp_path, small_lib, small_reference,
+                                                                          ray_cluster):
+    _, faults = ray_cluster
+    (faults / "decode-once").write_text("long-clip")
+    index = Index.open(tmp_path / "idx", model="tiny", create=True, settings=SMALL)
+    report = index.add([small_lib], engine="ray", ray_settings=RAY_SMALL)
+    assert not (faults / "decode-once").exists(), "no decode worker died: the fault was never made"
+    assert len(report.indexed) == 2 and not report.failed
+    assert_same_index(small_reference, index)
+
+
+def test_an_embed_actor_killed_is_restarted_and_the_run_completes(tmp_path, small_lib, small_reference, ray_cluster):
+    _, faults = ray_cluster
+    (faults / "embed-once").write_text("long-clip")
+    index = Index.open(tmp_path / "idx", model="tiny", create=True, settings=SMALL)
+    report = index.add([small_lib], engine="ray", ray_settings=RAY_SMALL)
+    assert not (faults / "embed-once").exists(), "no embed actor died: the fault was never made"
+    assert len(report.indexed) == 2 and not report.failed
+    assert_same_index(small_reference, index)
+
+
+def test_a_file_that_crashes_the_decoder_natively_fails_alone(tmp_path, small_lib, ray_cluster):
+    _, faults = ray_cluster
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for f in small_lib.iterdir():
+        os.link(f, lib / f.name)
+    # 2 chunks, one in flight at a time: the file fails once, whichever chunk crashes first.
+    write_video(lib / "zz-hostile.mp4", duration_s=6.0, seed=13)
+    (faults / "decode-always").write_text("hostile")
+    try:
+        index = Index.open(tmp_path / "idx", model="tiny", create=True, settings=SMALL)
+        report = index.add([lib], engine="ray", ray_settings={**RAY_SMALL, "decode_retries": 0, "inflight": 1})
+    finally:
+        (faults / "decode-always").unlink()
+    assert sorted(Path(p).name for p in report.indexed) == ["long-clip.mp4", "tone.wav"]
+    [(path, reason)] = report.failed
+    assert Path(path).name == "zz-hostile.mp4" and "process died" in reason
+    assert files_of(index)[path][0] == "failed"
+
+
+DRIVER = textwrap.dedent("""
+    import sys, ray
+    from avsearch import Index
+    from avsearch.store import IndexSettings
+    ray.init(address=sys.argv[1], logging_level="WARNING", log_to_driver=False)
+    index = Index.open(sys.argv[2], model="tiny", create=True, settings=IndexSettings(clip_s=2.0))
+    index.add([sys.argv[3]], engine="ray", partial_commit_s=4.0, ray_settings={"chunk_s": 4.0, "decode_retries": 1, "actor_cpus": 0})
+""")
+
+
+def test_a_driver_killed_with_sigkill_resumes_to_the_clean_result(tmp_path, small_lib, small_reference, ray_cluster):
+    address, faults = ray_cluster
+    (faults / "driver-after").write_text("1")  # dies right after its first commit: a part of the long file
+    try:
+        out = subprocess.run([sys.executable, "-c", DRIVER, address, tmp_path / "idx", small_lib],
+                             capture_output=True, text=True, timeout=240)
+    finally:
+        (faults / "driver-after").unlink()
+    assert out.returncode == -9, out.stderr[-2000:]
+    index = Index.open(tmp_path / "idx")
+    statuses = {Path(p).name: s for p, (s, _, _) in files_of(index).items()}
+    assert statuses.get("long-clip.mp4") == "partial", statuses  # killed between the parts of one file
+    report = index.add([small_lib], engine="ray", partial_commit_s=4.0, ray_settings=RAY_SMALL)
+    assert report.plan_counts["resume"] == 1 and not report.failed
+    assert_same_index(small_reference, index)
+
+
+def test_the_cli_indexes_on_ray_and_dry_run_prints_the_same_plan(tmp_path, small_lib, small_reference,
+                                                                  ray_cluster):
+    # In-process (the session's Ray is up, so --ray-address uses it); joining a cluster from a
+    # fresh process is what the driver-kill test above does.
+    from typer.testing import CliRunner
+
+    from avsearch.cli.app import app
+
+    address, _ = ray_cluster
+    base = ["index", str(small_lib), "--index", str(tmp_path / "idx"), "--model", "tiny", "--clip-seconds", "2",
+            "--json"]
+    runner = CliRunner()
+    plain = runner.invoke(app, [*base, "--dry-run"])
+    on_ray = runner.invoke(app, [*base, "--dry-run", "--ray"])
+    assert plain.exit_code == 0 and json.loads(on_ray.stdout) == json.loads(plain.stdout)
+    out = runner.invoke(app, [*base, "--ray-address", address])
+    assert out.exit_code == 0, out.output[-2000:]
+    assert json.loads(out.stdout)["indexed"] == 2
+    assert sorted(clips_of(Index.open(tmp_path / "idx"))) == sorted(clips_of(small_reference))
+
+
+def test_without_ray_the_error_names_the_install_command_and_nothing_is_written(tmp_path, small_lib, monkeypatch):
+    from avsearch.indexer.distributed import RayMissingError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(RayMissingError, match=r'pip install "avsearch\[ray\]"'):
+        Index.open(tmp_path / "idx", model="tiny", create=True).add([small_lib], engine="ray")
+    assert not (tmp_path / "idx").exists()
