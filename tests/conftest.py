@@ -116,3 +116,34 @@ def ray_cluster(tmp_path_factory):
     yield info.address_info["address"], faults
     ray.shutdown()
     os.environ.pop(FAULT_DIR_ENV, None)
+
+
+@pytest.fixture
+def one_faiss_thread():
+    # faiss's OpenMP threads spin for cores the other test processes hold: training small
+    # indexes took 40 s instead of 7 (IVF-PQ training ~15x slower) on a loaded 2-core machine.
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+@pytest.fixture
+def cli_in_process(monkeypatch, capsys):
+    """run(*args) -> stdout of `avsearch ARGS` through the real entry point, in this process (a
+    subprocess pays torch's import again); a non-zero exit fails the test with its stderr."""
+    from avsearch.cli.app import main
+    import sys
+
+    def run(*args) -> str:
+        monkeypatch.setattr(sys, "argv", ["avsearch", *map(str, args)])
+        capsys.readouterr()
+        try:
+            main()
+        except SystemExit as exit:
+            assert not exit.code, capsys.readouterr().err
+        return capsys.readouterr().out
+
+    return run

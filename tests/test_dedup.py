@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -235,21 +233,11 @@ def test_no_follow_symlinks_skips_symlinked_files_and_prunes_those_indexed(tmp_p
     assert counter.clips == 2
 
 
-def test_cli_index_embeds_each_content_once_and_query_shows_one_hit_per_content(tmp_path, sounds, capsys,
-                                                                                 monkeypatch):
-    from avsearch.cli.app import main
-
+def test_cli_index_embeds_each_content_once_and_query_shows_one_hit_per_content(tmp_path, sounds, monkeypatch,
+                                                                                 cli_in_process):
     lib = make_library(tmp_path, sounds)
     monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*args) -> str:  # the real entry point, in this process (a subprocess pays torch's import again)
-        monkeypatch.setattr(sys, "argv", ["avsearch", *map(str, args)])
-        capsys.readouterr()
-        try:
-            main()
-        except SystemExit as exit:
-            assert not exit.code, capsys.readouterr().err
-        return capsys.readouterr().out
+    run = cli_in_process
 
     dry = json.loads(run("index", lib, "--index", tmp_path / "idx", "--model", "tiny", "--dry-run", "--json"))
     assert sorted(Path(p).name for p, _ in dry["duplicate"]) == ["b.wav", "c.wav", "d.wav"]

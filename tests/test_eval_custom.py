@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 
 from avsearch.evaluation.custom import evaluate_custom
 from avsearch.evaluation.judgements import EvalQuery, Target, read_judgements
@@ -93,17 +92,7 @@ def _random_store(path: Path, n: int, dim: int = 32) -> tuple[Store, np.ndarray]
     return store, vecs
 
 
-@pytest.fixture
-def one_omp_thread():
-    import faiss  # on 2 shared cores, faiss's spinning OpenMP threads made IVF-PQ training ~15x slower
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
-
-
-def test_ivfpq_leg_scores_the_same_judgements_as_exact_search(tmp_path, one_omp_thread):
+def test_ivfpq_leg_scores_the_same_judgements_as_exact_search(tmp_path, one_faiss_thread):
     store, vecs = _random_store(tmp_path / "s", 300)
     # Each query is a clip's own vector, judged relevant: its range [i, i+1) of /x.wav.
     picks = [0, 17, 99, 150, 299]

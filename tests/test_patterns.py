@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -93,23 +92,14 @@ def test_patterns_are_stored_reused_by_the_next_run_cleared_and_prune_what_they_
     assert (lib / "drafts" / "x.wav").exists()  # media on disk is never touched
 
 
-def test_cli_include_and_exclude_shape_the_plan_and_help_says_they_are_stored(tmp_path, sound, capsys, monkeypatch):
-    from avsearch.cli.app import main
-
+def test_cli_include_and_exclude_shape_the_plan_and_help_says_they_are_stored(tmp_path, sound, cli_in_process):
     lib = tmp_path / "lib"
     for rel in ("a.wav", "b.wav", "tmp/c.wav"):
         (lib / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(sound, lib / rel)
         sound = write_audio(tmp_path / f"{rel.replace('/', '_')}.src.wav", duration_s=1.0, tone_hz=400.0 + len(rel))
 
-    def run(*args) -> str:
-        monkeypatch.setattr(sys, "argv", ["avsearch", *map(str, args)])
-        capsys.readouterr()
-        try:
-            main()
-        except SystemExit as exit:
-            assert not exit.code, capsys.readouterr().err
-        return capsys.readouterr().out
+    run = cli_in_process
 
     plan = json.loads(run("index", lib, "--index", tmp_path / "idx", "--model", "tiny", "--dry-run", "--json",
                           "--exclude", "tmp", "--exclude", "b.*"))

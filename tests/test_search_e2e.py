@@ -19,16 +19,6 @@ from avsearch.store.store import ANN_DIR
 from avsearch.store.tables import Tables
 
 
-@pytest.fixture
-def one_faiss_thread():
-    # faiss's OpenMP threads spin for cores the other test processes hold: training these small
-    # indexes took 40 s instead of 7 on a loaded 2-core machine.
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
-
-
 def _unit(x):
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 

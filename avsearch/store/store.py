@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from avsearch import preflight
-from avsearch.errors import IndexNotFoundError, ModelMismatchError
+from avsearch.errors import ModelMismatchError
 from avsearch.store.ann import IVFPQ_MIN_VECTORS, AnnConfig, AnnIndex, _exact_subset, training_rows
 from avsearch.store.faults import kind_of, store_faults
 from avsearch.store.lock import WriteLock

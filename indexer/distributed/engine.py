@@ -25,7 +25,7 @@ from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.types import View
 from avsearch.indexer.distributed import faults
-from avsearch.indexer.distributed.work import DecodedChunk, EmbeddedChunk, EmbedWorker, decode_chunk
+from avsearch.indexer.distributed.work import EmbeddedChunk, EmbedWorker, decode_chunk
 from avsearch.indexer.pipeline import FileJob, PipelineOptions, _commit_for, _embedding_state, _part_commit
 from avsearch.indexer.report import IndexReport, Progress, ProgressCallback
 
