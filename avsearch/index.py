@@ -149,18 +149,21 @@ class Index:
 
         self._check_open()
         _, plan = plan_run(self._store, [str(p) for p in paths], prune=prune, retry_failed=retry_failed,
-                           follow_symlinks=follow_symlinks, patterns=self._patterns(include, exclude))
+                           follow_symlinks=follow_symlinks, patterns=self._patterns(include, exclude, paths))
         return plan
 
     def path_patterns(self) -> dict:
-        """The include/exclude patterns stored with the index: {"include": [...], "exclude": [...]}."""
-        return self._patterns(None, None).to_dict()
+        """The include/exclude patterns stored with the index: {"include": [...], "exclude": [...],
+        "include_roots": [...], "exclude_roots": [...]} (the folders they were given for: their
+        relative paths start there)."""
+        return self._patterns(None, None, ()).to_dict()
 
-    def _patterns(self, include, exclude):
+    def _patterns(self, include, exclude, paths):
+        from avsearch.indexer.crawl import absolute
         from avsearch.indexer.patterns import PathPatterns, merged
 
         stored = PathPatterns.from_dict(self._store.path_patterns() if self._store is not None else None)
-        return merged(stored, include, exclude)
+        return merged(stored, include, exclude, [absolute(p) for p in paths])
 
     def add(self, paths: Iterable[str | Path], *, prune: bool = True, retry_failed: bool = False,
             progress=None, decode_workers: Optional[int] = None, max_batch_tokens: Optional[int] = None,
@@ -225,7 +228,7 @@ class Index:
         ray = self._ray_options(ray_address, ray_settings or {}) if engine == "ray" else None
         return run_index(self._store, paths, get_embedder, options, prune=prune,
                          retry_failed=retry_failed, reporter=reporter, follow_symlinks=follow_symlinks,
-                         patterns=self._patterns(include, exclude), ray=ray)
+                         patterns=self._patterns(include, exclude, paths), ray=ray)
 
     def _ray_options(self, address: Optional[str], settings: dict):
         """How Ray's embed actors load this index's model: by its spec, each on its own GPU."""

@@ -47,10 +47,10 @@ class CrawlResult:
     def left_out(self, path: str) -> bool:
         """Whether an existing `path` under the roots is one this crawl leaves out on purpose
         (an exclude pattern, or a symlink with follow_symlinks off): its index row is pruned."""
-        rel = relative_to_root(path, self.roots)
-        if rel is None or path in self.roots:
+        root = next((r for r in self.roots if relative_to_root(path, [r]) is not None), None)
+        if root is None or path in self.roots:
             return False
-        if self.patterns and not self.patterns.takes_file(rel):
+        if self.patterns and not self.patterns.takes_path(path, root):
             return True
         return not self.follow_symlinks and _through_link(path, self.roots)
 
@@ -107,7 +107,7 @@ class _Walk:
             kept = []
             for name in sorted(dirnames):
                 sub = os.path.join(dirpath, name)
-                if not self.patterns.takes_folder(_rel(sub, root)):
+                if not self.patterns.takes_folder_path(sub, root):
                     continue
                 if not follow and os.path.islink(sub):
                     if self.follow_symlinks:
@@ -119,7 +119,7 @@ class _Walk:
                 if name.startswith(".") or _extension(name) not in self.extensions:
                     continue
                 path = os.path.join(dirpath, name)
-                if not self.patterns.takes_file(_rel(path, root)):
+                if not self.patterns.takes_path(path, root):
                     continue
                 is_link = os.path.islink(path)
                 if is_link and not self.follow_symlinks:
@@ -144,10 +144,6 @@ class _Walk:
         self.files[path] = Candidate(path, int(st.st_size), float(st.st_mtime), via_link)
         if self.on_found is not None:
             self.on_found(len(self.files), path)
-
-
-def _rel(path: str, root: str) -> str:
-    return os.path.relpath(path, root).replace(os.sep, "/")
 
 
 def _through_link(path: str, roots: list[str]) -> bool:

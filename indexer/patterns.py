@@ -5,6 +5,12 @@ file's path relative to the folder being indexed (`drafts/*`, `*/tmp/*.mp4`) or 
 (`*.part`); an exclude pattern also matches a folder by its relative path or name (`.git`,
 `Trash`), and then nothing under it is read. With include patterns, only files matching one are
 taken; exclude wins over include.
+
+Relative paths start at the folder a pattern was given for (stored with it as `include_roots` /
+`exclude_roots`), not at whatever a later run names: after `index ~/Videos --include
+'interviews/*'`, a run on `~/Videos/interviews` still reads `interviews/a.mp4` (relative to
+~/Videos), so it neither skips new files nor prunes the indexed ones. A file under none of those
+folders is matched relative to the run's own folder.
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from typing import Iterable, Optional
 class PathPatterns:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    include_roots: tuple[str, ...] = ()  # absolute folders the include patterns were given for
+    exclude_roots: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> "PathPatterns":
+    def of(cls, include: Iterable[str] = (), exclude: Iterable[str] = (), include_roots: Iterable[str] = (),
+           exclude_roots: Iterable[str] = ()) -> "PathPatterns":
         # Empty strings are dropped: `--exclude ''` is how a user clears the stored patterns.
-        return cls(tuple(p for p in include if p), tuple(p for p in exclude if p))
+        include, exclude = tuple(p for p in include if p), tuple(p for p in exclude if p)
+        return cls(include, exclude, tuple(include_roots) if include else (), tuple(exclude_roots) if exclude else ())
 
     def __bool__(self) -> bool:
         return bool(self.include or self.exclude)
@@ -42,16 +52,34 @@ class PathPatterns:
         an include such as `*.mp4` must still reach files deep down)."""
         return not self._excluded(rel_path)
 
+    def takes_path(self, path: str, root: str) -> bool:
+        """`takes_file` for the absolute `path` found under the run's folder `root`, each kind of
+        pattern read from the folder it was given for."""
+        return (PathPatterns(exclude=self.exclude).takes_file(_relative(path, self.exclude_roots, root))
+                and PathPatterns(include=self.include).takes_file(_relative(path, self.include_roots, root)))
+
+    def takes_folder_path(self, path: str, root: str) -> bool:
+        return self.takes_folder(_relative(path, self.exclude_roots, root))
+
     def _excluded(self, rel_path: str) -> bool:
         return any(_matches(p, rel_path) for p in self.exclude)
 
     def to_dict(self) -> dict:
-        return {"include": list(self.include), "exclude": list(self.exclude)}
+        return {"include": list(self.include), "exclude": list(self.exclude),
+                "include_roots": list(self.include_roots), "exclude_roots": list(self.exclude_roots)}
 
     @classmethod
     def from_dict(cls, d: Optional[dict]) -> "PathPatterns":
         d = d or {}
-        return cls.of(d.get("include") or (), d.get("exclude") or ())
+        return cls.of(d.get("include") or (), d.get("exclude") or (), d.get("include_roots") or (),
+                      d.get("exclude_roots") or ())
+
+
+def _relative(path: str, anchors: tuple[str, ...], root: str) -> str:
+    """`path` relative to the outermost of `anchors` holding it, else to `root`, `/`-separated."""
+    holding = [a for a in anchors if relative_to_root(path, [a]) is not None and path != a]
+    start = min(holding, key=len) if holding else root
+    return os.path.relpath(path, start).replace(os.sep, "/")
 
 
 def _matches(pattern: str, rel_path: str) -> bool:
@@ -70,8 +98,13 @@ def relative_to_root(path: str, roots: Iterable[str]) -> Optional[str]:
     return None
 
 
-def merged(stored: PathPatterns, include: Optional[Iterable[str]], exclude: Optional[Iterable[str]]) -> PathPatterns:
+def merged(stored: PathPatterns, include: Optional[Iterable[str]], exclude: Optional[Iterable[str]],
+           roots: Iterable[str] = ()) -> PathPatterns:
     """The patterns a run applies: each kind given on this run replaces the stored one of that
-    kind (`['']` clears it); a kind not given (None) keeps what the index stored."""
+    kind (`['']` clears it), read from this run's folders `roots` (absolute); a kind not given
+    (None) keeps what the index stored, with the folders it was given for."""
+    roots = tuple(roots)
     return PathPatterns.of(stored.include if include is None else include,
-                           stored.exclude if exclude is None else exclude)
+                           stored.exclude if exclude is None else exclude,
+                           stored.include_roots if include is None else roots,
+                           stored.exclude_roots if exclude is None else roots)

@@ -186,7 +186,7 @@ def test_an_index_made_before_deduplication_opens_searches_and_is_deduplicated_b
     old = Index.open(tmp_path / "idx")
     hits = hits_for(old, "a.wav", lib)
     assert sorted(Path(h.path).name for h in hits) == ["a.wav", "copy.wav"]  # searchable as it was
-    assert old.path_patterns() == {"include": [], "exclude": []}
+    assert old.path_patterns() == {"include": [], "exclude": [], "include_roots": [], "exclude_roots": []}
 
     old._embedder = counter
     counter.clips = 0

@@ -75,21 +75,43 @@ def test_patterns_are_stored_reused_by_the_next_run_cleared_and_prune_what_they_
     index.add([lib], exclude=["drafts/*"])
     assert names(index, lib) == ["keep.wav"]
     stored = json.loads((tmp_path / "idx" / "avsearch.json").read_text())["patterns"]
-    assert stored == {"include": [], "exclude": ["drafts/*"]} == index.stats()["patterns"]
+    assert stored == {"include": [], "exclude": ["drafts/*"], "include_roots": [], "exclude_roots": [str(lib)]}
+    assert index.stats()["patterns"] == stored
 
     write_audio(lib / "drafts" / "y.wav", duration_s=1.0, tone_hz=700.0)
     again = Index.open(tmp_path / "idx")  # a later run, no patterns given: the stored ones apply
     again._embedder = tiny_embedder
-    assert again.path_patterns() == {"include": [], "exclude": ["drafts/*"]}
+    assert again.path_patterns() == stored
     assert again.add([lib]).plan_counts["new"] == 0 and names(again, lib) == ["keep.wav"]
 
     again.add([lib], exclude=[""])  # cleared
     assert names(again, lib) == ["drafts/x.wav", "drafts/y.wav", "keep.wav"]
-    assert again.path_patterns() == {"include": [], "exclude": []}
+    assert again.path_patterns() == {"include": [], "exclude": [], "include_roots": [], "exclude_roots": []}
 
     report = again.add([lib], include=["keep*"])  # files indexed before and excluded now are pruned
     assert sorted(Path(p).name for p in report.deleted) == ["x.wav", "y.wav"] and names(again, lib) == ["keep.wav"]
     assert (lib / "drafts" / "x.wav").exists()  # media on disk is never touched
+
+
+def test_stored_patterns_read_paths_from_the_folder_they_were_given_for(tmp_path, sound, tiny_embedder):
+    """A later run on a subfolder neither prunes the files the patterns took nor skips new ones
+    (relative to the subfolder, `interviews/*` would match nothing)."""
+    lib = tmp_path / "lib"
+    for i, rel in enumerate(("interviews/a.wav", "b-roll/b.wav")):
+        (lib / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_audio(lib / rel, duration_s=1.0, tone_hz=300.0 + 100 * i)
+    index = Index.open(tmp_path / "idx", model="tiny", create=True)
+    index._embedder = tiny_embedder
+    index.add([lib], include=["interviews/*"])
+    assert names(index, lib) == ["interviews/a.wav"]
+    write_audio(lib / "interviews" / "c.wav", duration_s=1.0, tone_hz=700.0)
+    report = index.add([lib / "interviews"])  # the stored include applies, from lib
+    assert report.deleted == [] and report.plan_counts["new"] == 1
+    assert names(index, lib) == ["interviews/a.wav", "interviews/c.wav"]
+    # patterns given on a run read from that run's folder
+    report = index.add([lib / "interviews"], exclude=["c.wav"], include=[""])
+    assert names(index, lib) == ["interviews/a.wav"]
+    assert index.path_patterns()["exclude_roots"] == [str(lib / "interviews")]
 
 
 def test_cli_include_and_exclude_shape_the_plan_and_help_says_they_are_stored(tmp_path, sound, cli_in_process):
