@@ -6,11 +6,12 @@ file's path relative to the folder being indexed (`drafts/*`, `*/tmp/*.mp4`) or 
 `Trash`), and then nothing under it is read. With include patterns, only files matching one are
 taken; exclude wins over include.
 
-Relative paths start at the folder a pattern was given for (stored with it as `include_roots` /
-`exclude_roots`), not at whatever a later run names: after `index ~/Videos --include
-'interviews/*'`, a run on `~/Videos/interviews` still reads `interviews/a.mp4` (relative to
-~/Videos), so it neither skips new files nor prunes the indexed ones. A file under none of those
-folders is matched relative to the run's own folder.
+Patterns belong to the folders they were given for (stored with them as `include_roots` /
+`exclude_roots`): relative paths start there, not at whatever a later run names, and files under
+none of those folders are not filtered by them. After `index ~/Videos --include 'interviews/*'`, a
+run on `~/Videos/interviews` still reads `interviews/a.mp4` (relative to ~/Videos), so it neither
+skips new files nor prunes the indexed ones, and a run on `~/Music` takes every file there.
+(Patterns stored without their folders are read from each run's folder.)
 """
 
 from __future__ import annotations
@@ -54,12 +55,15 @@ class PathPatterns:
 
     def takes_path(self, path: str, root: str) -> bool:
         """`takes_file` for the absolute `path` found under the run's folder `root`, each kind of
-        pattern read from the folder it was given for."""
-        return (PathPatterns(exclude=self.exclude).takes_file(_relative(path, self.exclude_roots, root))
-                and PathPatterns(include=self.include).takes_file(_relative(path, self.include_roots, root)))
+        pattern read from the folders it was given for (and not applied outside them)."""
+        excluded_rel = _relative(path, self.exclude_roots, root)
+        included_rel = _relative(path, self.include_roots, root)
+        return ((excluded_rel is None or PathPatterns(exclude=self.exclude).takes_file(excluded_rel))
+                and (included_rel is None or PathPatterns(include=self.include).takes_file(included_rel)))
 
     def takes_folder_path(self, path: str, root: str) -> bool:
-        return self.takes_folder(_relative(path, self.exclude_roots, root))
+        rel = _relative(path, self.exclude_roots, root)
+        return rel is None or self.takes_folder(rel)
 
     def _excluded(self, rel_path: str) -> bool:
         return any(_matches(p, rel_path) for p in self.exclude)
@@ -75,11 +79,14 @@ class PathPatterns:
                       d.get("exclude_roots") or ())
 
 
-def _relative(path: str, anchors: tuple[str, ...], root: str) -> str:
-    """`path` relative to the outermost of `anchors` holding it, else to `root`, `/`-separated."""
-    holding = [a for a in anchors if relative_to_root(path, [a]) is not None and path != a]
-    start = min(holding, key=len) if holding else root
-    return os.path.relpath(path, start).replace(os.sep, "/")
+def _relative(path: str, anchors: tuple[str, ...], root: str) -> Optional[str]:
+    """`path` relative to the outermost of `anchors` holding it, `/`-separated; None when anchors
+    are stored and none holds it (the patterns do not apply there); relative to `root` when the
+    patterns were stored without their folders."""
+    if not anchors:
+        return os.path.relpath(path, root).replace(os.sep, "/")
+    holding = [a for a in anchors if path != a and relative_to_root(path, [a]) is not None]
+    return os.path.relpath(path, min(holding, key=len)).replace(os.sep, "/") if holding else None
 
 
 def _matches(pattern: str, rel_path: str) -> bool:

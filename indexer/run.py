@@ -90,7 +90,7 @@ def run_index(
     reporter = reporter or PhaseReporter(progress)
     with store.write_lock():
         report.recovered_orphans = store.recover()
-        if patterns is not None and patterns.to_dict() != store.path_patterns():
+        if patterns is not None and patterns != PathPatterns.from_dict(store.path_patterns()):
             store.set_path_patterns(patterns.to_dict())
         patterns = PathPatterns.from_dict(store.path_patterns())
         _, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed,

@@ -108,10 +108,33 @@ def test_stored_patterns_read_paths_from_the_folder_they_were_given_for(tmp_path
     report = index.add([lib / "interviews"])  # the stored include applies, from lib
     assert report.deleted == [] and report.plan_counts["new"] == 1
     assert names(index, lib) == ["interviews/a.wav", "interviews/c.wav"]
+    # another folder: the patterns given for lib do not filter it, and lib keeps its files
+    music = tmp_path / "music"
+    write_audio(music / "song.wav", duration_s=1.0, tone_hz=900.0)
+    report = index.add([music])
+    assert report.plan_counts["new"] == 1 and report.deleted == []
+    assert sorted(Path(r["path"]).name for r in index.store.file_rows()) == ["a.wav", "c.wav", "song.wav"]
+    index.remove([music])
     # patterns given on a run read from that run's folder
-    report = index.add([lib / "interviews"], exclude=["c.wav"], include=[""])
+    index.add([lib / "interviews"], exclude=["c.wav"], include=[""])
     assert names(index, lib) == ["interviews/a.wav"]
     assert index.path_patterns()["exclude_roots"] == [str(lib / "interviews")]
+
+
+def test_a_long_lived_index_applies_the_patterns_another_process_stored(tmp_path, sound, tiny_embedder):
+    lib = tmp_path / "lib"
+    for i, rel in enumerate(("keep.wav", "drafts/x.wav")):
+        (lib / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_audio(lib / rel, duration_s=1.0, tone_hz=300.0 + 100 * i)
+    service = Index.open(tmp_path / "idx", model="tiny", create=True)
+    service._embedder = tiny_embedder
+    service.add([lib / "keep.wav"])  # the index exists, with no patterns, and stays open (as `serve` keeps it)
+    cli = Index.open(tmp_path / "idx")
+    cli._embedder = tiny_embedder
+    cli.add([lib], exclude=["drafts/*"])
+    service.add([lib])  # must neither index drafts/ nor erase the exclude
+    assert names(service, lib) == ["keep.wav"]
+    assert Index.open(tmp_path / "idx").path_patterns()["exclude"] == ["drafts/*"]
 
 
 def test_cli_include_and_exclude_shape_the_plan_and_help_says_they_are_stored(tmp_path, sound, cli_in_process):

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from avsearch import preflight
-from avsearch.errors import ModelMismatchError
+from avsearch.errors import AvsearchError, ModelMismatchError
 from avsearch.store.ann import IVFPQ_MIN_VECTORS, AnnConfig, AnnIndex, _exact_subset, training_rows
 from avsearch.store.faults import kind_of, store_faults
 from avsearch.store.lock import WriteLock
@@ -198,7 +198,12 @@ class Store:
         return self.tables.file_rows(where)
 
     def path_patterns(self) -> dict:
-        """The include/exclude patterns stored with the index ({} when none)."""
+        """The include/exclude patterns stored with the index ({} when none), read from disk: a
+        long-lived process (the service) sees what a CLI run stored since it opened the index."""
+        try:
+            self.meta.patterns = IndexMeta.load(self.directory).patterns
+        except AvsearchError:  # unreadable now: what this process read at open
+            pass
         return dict(self.meta.patterns or {})
 
     @_faults
