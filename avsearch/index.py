@@ -245,11 +245,12 @@ class Index:
         """Forget files (or every file under a folder). Returns how many files were removed. A
         removed file's copy (a duplicate path of its content) that stays takes its clips over."""
         targets = [_folder(p) for p in paths]
-        rows = self.store.file_rows()
-        doomed = [r["path"] for r in rows if any(_is_under(r["path"], t) for t in targets)]
         from avsearch.indexer.duplicates import hand_over
 
         with self.store.write_lock():
+            # read under the lock: the rows a copy takes the clips over from must be current
+            rows = self.store.file_rows()
+            doomed = [r["path"] for r in rows if any(_is_under(r["path"], t) for t in targets)]
             handed = hand_over(self.store, rows, set(doomed))  # copies that stay keep the clips
             n = len(handed) + self.store.remove_paths([p for p in doomed if p not in handed])
             # purge: their rows leave the data files too, and the version cleanup that follows
@@ -430,7 +431,8 @@ class Index:
         from avsearch.media import DecodeOptions
 
         return DecodeOptions(fps=self._settings.fps, max_pixels=self._settings.max_pixels,
-                             skip_frames=self._settings.frames, resize=self._settings.resize)
+                             skip_frames=self._settings.frames, resize=self._settings.resize,
+                             by_codec=self._settings.by_codec)
 
 
 def _folder(path: str | Path) -> str:

@@ -187,7 +187,8 @@ def make_plan(
         fp, p = r["fingerprint"], r["path"]
         source = released.get(fp)
         if (r["status"] == DUPLICATE and source is not None and fp not in canonical and p not in on_disk
-                and source["path"] not in moved_from and exists(p) and not pruned(p)):
+                and source["path"] not in moved_from and exists(p) and not pruned(p)
+                and _unchanged_on_disk(p, r)):
             take_over(Candidate(p, r["size"], r["mtime"]), fp)
 
     if prune:
@@ -218,3 +219,13 @@ def _fingerprint(cand: Candidate, fingerprint: Callable[[str], str], plan: Plan)
     except Exception as err:  # unreadable right now: report, never abort the plan
         plan.problems.append(CrawlProblem(cand.path, f"cannot read file: {err}"))
         return None
+
+
+def _unchanged_on_disk(path: str, row: dict) -> bool:
+    """Whether the file at `path` still has the size and mtime its row recorded: a copy outside
+    this crawl takes clips over only while it still holds the content (it is not fingerprinted)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return int(st.st_size) == int(row["size"]) and float(st.st_mtime) == float(row["mtime"])

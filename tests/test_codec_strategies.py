@@ -338,3 +338,16 @@ def test_keyframe_filter_passes_everything_until_a_keyframe_is_flagged():
     key, inter = _packets([0.0])[0], _packets([0.1], keyframe=False)[0]
     audio = _packets([0.05], stream=A)[0]
     assert list(keyframe_packets(iter([key, audio, inter]), V)) == [key, audio]
+
+
+def test_an_index_made_before_per_codec_decoding_keeps_decoding_its_files_one_way(tmp_path):
+    """The decoding is an index setting: files added later to an older index are decoded as its
+    first ones were, so their clips stay comparable."""
+    from avsearch import Index
+    from avsearch.store.meta import IndexSettings
+
+    assert IndexSettings().by_codec is True
+    assert IndexSettings.from_dict({"clip_s": 10.0, "frames": "bidir"}).by_codec is False  # no key: older index
+    for by_codec in (True, False):
+        index = Index.open(tmp_path / str(by_codec), model="tiny", create=True, settings=IndexSettings(by_codec=by_codec))
+        assert index._decode_options().by_codec is by_codec

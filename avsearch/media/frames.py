@@ -148,7 +148,8 @@ def _reencode(path, start_s: float, end_s: float, out_path: Path, media) -> Path
     # Full-resolution frames at the source rate (every frame decoded); audio at its own rate.
     fps = min(media.fps or 25.0, 60.0)
     opts = DecodeOptions(fps=fps, max_pixels=max(784, (media.width or 28) * (media.height or 28)),
-                         max_frames=10**9, sample_rate=media.sample_rate or 48_000, skip_frames="none")
+                         max_frames=10**9, sample_rate=media.sample_rate or 48_000, skip_frames="none",
+                         by_codec=False)  # whole frames, both fields: an export is for watching
     pieces, t = [], start_s
     while t < end_s - 1e-6:
         pieces.append((t, min(end_s, t + _EXPORT_PIECE_S)))

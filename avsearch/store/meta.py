@@ -35,6 +35,11 @@ class IndexSettings:
     # How sampled frames are resized (DecodeOptions.resize): "torch" PIL's bicubic through torch's
     # kernel, "pil" WAVE's reference exactly, "swscale" FFmpeg's. Older indexes used "pil".
     resize: str = RESIZE_CHOICES[0]
+    # Each codec decoded its own way (DecodeOptions.by_codec: intra-only codecs decode only the
+    # sampled packets, HEVC skips non-reference frames, interlaced frames are sampled one field at
+    # a time). Indexes made before it existed keep the one way for all (False), so the files
+    # added later are decoded as their first ones were.
+    by_codec: bool = True
 
     def __post_init__(self) -> None:
         check_choice("frames", self.frames, FRAME_CHOICES)
@@ -42,7 +47,7 @@ class IndexSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "IndexSettings":
-        known = {"frames": "nonref", "resize": "pil"} | {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known = {"frames": "nonref", "resize": "pil", "by_codec": False} | {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         if "views" in known:
             known["views"] = tuple(known["views"])
         return cls(**known)
