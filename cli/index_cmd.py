@@ -69,16 +69,18 @@ def index(
         True, "--follow-symlinks/--no-follow-symlinks",
         help="Follow symlinked folders (each real folder once: no loops) and take symlinked files; a content "
              "under several paths (copies, hard links, symlinks) is embedded once and its hits list the other "
-             "paths. --no-follow-symlinks skips symlinks (and prunes the ones indexed before)."),
+             "paths. --no-follow-symlinks skips symlinks (and prunes the ones indexed before); it holds for this run only."),
     include: Optional[List[str]] = typer.Option(
         None, "--include", show_default=False, metavar="GLOB",
         help="Index only files matching this glob, on the path relative to PATH or the file name; repeatable. "
-             "Stored with the index: later runs without --include reuse it; --include '' clears it. "
+             "Stored with the index for the folders given: later runs without --include reuse it there (other folders "
+             "are not filtered by it); --include '' clears it. "
              "Example: --include '*.mp4' --include 'interviews/*'"),
     exclude: Optional[List[str]] = typer.Option(
         None, "--exclude", show_default=False, metavar="GLOB",
         help="Skip files (and folders) matching this glob, on the relative path or the name; repeatable; wins "
-             "over --include; indexed files it matches are pruned. Stored like --include; --exclude '' clears it. "
+             "over --include; indexed files it matches are pruned. Stored like --include; --exclude '' clears the stored "
+             "excludes. "
              "Example: --exclude 'drafts/*' --exclude '*.part'"),
     # A flag plus a separate address option, not `--ray [ADDRESS]`: an option with an optional value
     # would read `avsearch index --ray ~/Videos` as the address ~/Videos.

@@ -60,8 +60,10 @@ def status(index_dir: Optional[Path] = IndexOption,
     t.add_row("settings", f"{stats['settings']['clip_s']:g} s clips, {stats['settings']['fps']:g} fps, views {','.join(stats['settings']['views'])}")
     globs = stats.get("patterns") or {}
     if globs.get("include") or globs.get("exclude"):
-        t.add_row("patterns", "  ".join(f"--{kind} {g}" for kind in ("include", "exclude") for g in globs.get(kind, []))
-                  + "  (stored: later runs apply them; --exclude '' clears)")
+        t.add_row("patterns", escape("  ".join(f"--{kind} {g}" for kind in ("include", "exclude")
+                                               for g in globs.get(kind, []))
+                                     + "  (stored: later runs under the same folders apply them; "
+                                       "--include '' / --exclude '' clears that kind)"))
     t.add_row("disk", f"{stats['disk_bytes'] / 1e6:.1f} MB")
     console.print(t)
 

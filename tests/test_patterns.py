@@ -153,4 +153,4 @@ def test_cli_include_and_exclude_shape_the_plan_and_help_says_they_are_stored(tm
                           "--include", "*/c.wav"))
     assert [Path(p).name for p in plan["new"]] == ["c.wav"]
     helptext = " ".join(run("index", "--help").replace("│", " ").split())  # the words, without the box
-    assert "later runs without --include reuse it" in helptext and "--exclude '' clears it" in helptext
+    assert "later runs without --include reuse it there" in helptext and "--exclude '' clears the stored" in helptext
