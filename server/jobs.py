@@ -39,6 +39,9 @@ class Job:
         self.folder = str(folder)
         self.state = "running"
         self.files_total = self.files_done = self.clips_done = 0
+        self.phase: Optional[str] = None  # avsearch.indexer.report.PHASES: what the run does now
+        self.phase_done = 0
+        self.phase_total: Optional[int] = None
         self.current: Optional[str] = None
         self.error: Optional[str] = None
         self.report: Optional[dict] = None
@@ -47,6 +50,7 @@ class Job:
 
     def on_progress(self, p) -> None:
         self.files_total, self.files_done, self.clips_done = p.files_total, p.files_done, p.clips_done
+        self.phase, self.phase_done, self.phase_total = p.phase, p.phase_done, p.phase_total
         self.current = os.path.basename(p.current) if p.current else None
 
     def as_dict(self) -> dict:

@@ -121,6 +121,10 @@ class JobModel(BaseModel):
     files_total: int = 0
     files_done: int = 0
     clips_done: int = 0
+    phase: Optional[str] = Field(None, description="What the run does now: scanning, fingerprinting, probing, "
+                                 "loading model, embedding, committing, building ANN index.")
+    phase_done: int = 0
+    phase_total: Optional[int] = Field(None, description="None while unknown (a scan still finding files).")
     current: Optional[str] = None
     error: Optional[str] = None
     report: Optional[dict] = None

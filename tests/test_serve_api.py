@@ -313,15 +313,21 @@ def test_an_indexing_job_shares_the_model_and_queries_see_its_files(served, clie
     job = client.post("/api/jobs", json={"root": 0, "folder": "new"})
     assert job.status_code == 202, job.text
     job_id = job.json()["id"]
-    answered_meanwhile = 0
+    answered_meanwhile, phases = 0, []
     for _ in range(600):
         state = client.get(f"/api/jobs/{job_id}").json()
+        phases.append(state["phase"])
         if state["state"] != "running":
             break
         answered_meanwhile += client.post("/api/search", json={"text": "x", "k": 2}).status_code == 200
         time.sleep(0.1)
     assert state["state"] == "done", state
     assert state["report"]["indexed"] == 2 and state["files_done"] == 2 and state["clips_done"] > 0
+    # the job says what the run does now, in the run's own order (polls may miss quick phases)
+    from avsearch.indexer.report import PHASES
+
+    seen = [p for i, p in enumerate(phases) if p is not None and p not in phases[:i]]
+    assert seen and all(p in PHASES for p in seen) and seen == sorted(seen, key=PHASES.index)
     assert service.index.embedder() is model_before  # the loaded model was shared, not loaded again
     found = client.post("/api/search", json={"text": "x", "k": 10, "path_prefix": str((jobs_root / "new").resolve())}).json()
     assert {h["file_name"] for h in found["hits"]} == {"garden-copy.mp4", "birds-copy.flac"}

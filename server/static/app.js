@@ -93,6 +93,14 @@ function render(hits) {
   list.replaceChildren(...items);
 }
 
+function jobPhase(job) {  // "probing 3 of 12", "embedding 40 of 96 clips, 2/12 files"
+  if (!job.phase) return "starting";
+  const count = job.phase_total == null ? (job.phase_done ? ` ${job.phase_done}` : "") : ` ${job.phase_done} of ${job.phase_total}`;
+  return job.phase === "embedding"
+    ? `embedding${count} clips, ${job.files_done}/${job.files_total} files`
+    : `${job.phase}${count}`;
+}
+
 function copies(report) {  // paths of content indexed already: recorded, not embedded again
   const n = (report.duplicates || []).length;
   return n ? `${n} ${n === 1 ? "copy" : "copies"} of indexed content, ` : "";
@@ -201,7 +209,7 @@ async function watchJob(id) {
     bar.max = Math.max(1, job.files_total);
     bar.value = job.files_done;
     $("jobstate").textContent = job.state === "running"
-      ? `${job.files_done}/${job.files_total} files, ${job.clips_done} clips${job.current ? " · " + job.current : ""}`
+      ? `${jobPhase(job)}${job.current ? " · " + job.current : ""}`
       : job.state === "done" ? `done: ${job.report.indexed} indexed, ${copies(job.report)}${job.report.failed.length} failed, ${job.report.unchanged} unchanged`
       : `failed: ${job.error}`;
     if (job.state !== "running") break;
