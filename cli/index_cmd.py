@@ -151,8 +151,10 @@ def summary_line(report) -> str:
     """--quiet's one line: what the run did, and where to look when something failed."""
     parts = [f"indexed {_count(len(report.indexed), 'file')} ({_count(report.clips_added, 'clip')})",
              f"{report.unchanged} unchanged"]
-    parts += [f"{n} {what}" for n, what in ((len(report.moved), "moved"), (len(report.deleted), "deleted"),
-                                            (len(report.duplicates), "copies of indexed content")) if n]
+    parts += [f"{n} {what}" for n, what in ((len(report.moved), "moved"), (len(report.deleted), "deleted")) if n]
+    if report.duplicates:
+        n = len(report.duplicates)
+        parts.append(f"{n} {'copy' if n == 1 else 'copies'} of indexed content")
     if report.failed:
         parts.append(f"{len(report.failed)} failed (see `avsearch failures`)")
     return ", ".join(parts) + f" in {report.seconds:.1f} s"
