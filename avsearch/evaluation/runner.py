@@ -1,11 +1,12 @@
 """Score judged queries against an index: exact search and an IVF-PQ index side by side.
 
 A *direction* is one query view → target view (text→audio, video→audio, audio→text ...). Its
-gallery is every clip of the index embedded as the target view, or, for →text, the captions
-given with it. Each query's top `depth` units (clips, or captions) are ranked by score, matched
-to the query's judged targets (a clip matches a target when its time range overlaps it; later
-clips of a target already found are dropped, as `avsearch query` merges them) and scored with
-metrics.py. The exact leg scores every gallery clip; the ANN leg builds an IVF-PQ index over the
+gallery is every clip embedded as the target view (of the evaluated files only, when given),
+or, for →text, the captions given with it. Each query's top `depth` units (clips, or captions) are ranked by score, matched
+to the query's judged targets (a clip matches a target when its time range overlaps it; a later
+clip overlapping only targets already found is dropped, as `avsearch query` merges it; adjacent
+irrelevant clips each keep their rank, which `avsearch query` would fuse into one hit) and scored
+with metrics.py. The exact leg scores every gallery clip; the ANN leg builds an IVF-PQ index over the
 same clips with the store's settings, so the difference is what the ANN costs in quality.
 """
 
