@@ -161,10 +161,19 @@ def test_a_kept_index_scores_only_this_data_sets_clips_and_copies_score_on_their
     _check_found_in_tiny_gallery(t2a)
 
 
-def test_view_is_refused_where_it_changes_nothing(data):
+def test_view_is_refused_where_it_changes_nothing(data, monkeypatch, capsys):
+    import sys
+
+    from avsearch.cli.app import main
+
     for name in ("audiocaps", "clotho"):
         with pytest.raises(UsageError, match="--view means nothing for .*vggsound: the query's view"):
             run_benchmark(name, data[name], model="tiny", knobs=Knobs(view="av"))
+    # Through the real entry point: a usage error exits 2.
+    monkeypatch.setattr(sys, "argv", ["avsearch", "eval", "clotho", "--data", str(data["clotho"]), "--view", "av"])
+    with pytest.raises(SystemExit) as exit:
+        main()
+    assert exit.value.code == 2 and "--view means nothing for clotho" in capsys.readouterr().err
 
 
 def test_a_direction_without_scored_queries_says_why_in_the_table(reports):

@@ -106,6 +106,17 @@ def test_ivfpq_leg_scores_the_same_judgements_as_exact_search(tmp_path, one_fais
     assert result.ann is not None and result.ann["R@1"]["mean"] == 1.0  # re-scored exactly: itself on top
 
 
+def test_ivfpq_leg_is_built_streamed_never_reading_the_whole_gallery_at_once(tmp_path, one_faiss_thread):
+    store, vecs = _random_store(tmp_path / "s", 300)
+    read_at_once = []
+    vectors = store.vectors
+    store.vectors = lambda ids: read_at_once.append(len(ids)) or vectors(ids)
+    scores, ids = store.search_ivfpq(vecs[[4, 200]], 5, store.gallery("audio"),
+                                     AnnConfig(opq_dim=16, pq_m=4, train_size=280))
+    assert read_at_once == [280]  # the training sample; the 300 are added block by block
+    assert list(ids[:, 0]) == [5, 201]  # each vector finds itself (row ids start at 1)
+
+
 def test_small_galleries_say_why_there_is_no_ivfpq_leg(tmp_path):
     store, vecs = _random_store(tmp_path / "s", 40)
     queries = [EvalQuery(media="q3", targets=[Target("/x.wav", 3.0, 4.0)])]

@@ -1,13 +1,13 @@
 """Score judged queries against an index: exact search and an IVF-PQ index side by side.
 
-A *direction* is one query view → target view (text→audio, video→audio, audio→text ...). Its
-gallery is every clip embedded as the target view (of the evaluated files only, when given),
-or, for →text, the captions given with it. Each query's top `depth` units (clips, or captions) are ranked by score, matched
-to the query's judged targets (a clip matches a target when its time range overlaps it; a later
-clip overlapping only targets already found is dropped, as `avsearch query` merges it; adjacent
-irrelevant clips each keep their rank, which `avsearch query` would fuse into one hit) and scored
-with metrics.py. The exact leg scores every gallery clip; the ANN leg builds an IVF-PQ index over the
-same clips with the store's settings, so the difference is what the ANN costs in quality.
+A *direction* is one query view → target view (text→audio, video→audio, audio→text ...). Its gallery
+is every clip embedded as the target view (of the evaluated files only, when given), or, for →text,
+the captions given with it. Each query's top `depth` units (clips, or captions) are ranked by score,
+matched to the query's judged targets (a clip matches a target when its time range overlaps it; a
+later clip overlapping only targets already found is dropped, as `avsearch query` merges it;
+adjacent irrelevant clips each keep their rank, which `avsearch query` would fuse into one hit) and
+scored with metrics.py. The exact leg scores every gallery clip; the ANN leg builds an IVF-PQ index
+over the same clips with the store's settings, so the difference is what the ANN costs in quality.
 """
 
 from __future__ import annotations
@@ -103,15 +103,16 @@ def evaluate(index, directions: list[Direction], *, depth: int = DEPTH, ann: boo
         result, missed = _media_direction(index, direction, vectors, depth, ann, seed, paths)
         results.append(result)
         scored |= {id(q) for q in direction.queries} - {id(q) for q in missed}
-        skipped |= {id(q): (q, direction) for q in missed}
+        for q in missed:
+            skipped.setdefault(id(q), (q, []))[1].append(direction.target_view)
     # A query scored in no direction (a judged file without any target view's clips) would
     # vanish from the numbers: name it. One scored in some target view is not lost.
-    for key, (q, d) in skipped.items():
+    for key, (q, views) in skipped.items():
         if key not in scored:
+            views = " or ".join(dict.fromkeys(views))
             vectors.problems.append(Problem(_where(q), f"not scored: none of its targets "
                                             f"({', '.join(sorted({t.key for t in q.targets}))}) has clips embedded as "
-                                            f"{d.target_view} in this index; index them, or judge files that have "
-                                            f"{d.target_view}"))
+                                            f"{views} in the gallery; index them, or judge files that have {views}"))
     return results, vectors.problems
 
 
@@ -121,8 +122,8 @@ def duplicate_holders(store, keys: set[str]) -> dict[str, str]:
     rows = [r for r in store.file_rows() if r["status"] == "duplicate" and r["path"] in keys]
     if not rows:
         return {}
-    holders = {r["fingerprint"]: r["path"] for r in store.file_rows_with_fingerprints(sorted({r["fingerprint"] for r in rows}))
-               if r["status"] == "ok"}
+    same_content = store.file_rows_with_fingerprints(sorted({r["fingerprint"] for r in rows}))
+    holders = {r["fingerprint"]: r["path"] for r in same_content if r["status"] == "ok"}
     return {r["path"]: holders[r["fingerprint"]] for r in rows if r["fingerprint"] in holders}
 
 
