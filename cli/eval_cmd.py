@@ -72,7 +72,7 @@ def _bench_command(name: str, doc: str):
                 fps: Optional[float] = typer.Option(None, "--fps", min=0.1, help="Frames sampled per second of video. Default: 2."),
                 frames: Optional[str] = typer.Option(None, "--frames", help="Which decoded frames may be sampled: bidir, nonref, none, keyframes."),
                 resize: Optional[str] = typer.Option(None, "--resize", help="Frame resize path: torch, pil (WAVE's reference), swscale."),
-                view: Optional[str] = typer.Option(None, "--view", help="View of the video side: video (the paper's) or av."),
+                view: Optional[str] = typer.Option(None, "--view", help="video (the paper's) or av. msrvtt: the gallery's view; vggsound, musiccaps: the query's view (e.g. --view av). Refused for audiocaps and clotho."),
                 device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1, cpu. Default: the best available."),
                 depth: int = DepthOption, ann: bool = AnnOption, seed: int = SeedOption,
                 out: Path = OutOption, as_json: bool = JsonOption) -> None:

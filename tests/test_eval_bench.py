@@ -140,3 +140,47 @@ def test_cli_prints_the_table_and_writes_json_and_markdown(data, tmp_path):
     report = json.loads(json_file.read_text())
     assert report["settings"]["index"]["resize"] == "pil" and report["settings"]["knobs"]["resize"] == "pil"
     assert "| text→video | exact | 3 | 3 |" in md_file.read_text()
+
+
+def test_a_kept_index_scores_only_this_data_sets_clips_and_copies_score_on_their_originals(data, tmp_path):
+    from avsearch import Index
+
+    kept = tmp_path / "kept"
+    run_benchmark("audiocaps", data["audiocaps"], model="tiny", index_dir=kept, ann=False)
+    # MusicCaps' items are other sounds: audiocaps' 3 clips in the same index are no part of its gallery.
+    r = run_benchmark("musiccaps", data["musiccaps"], model="tiny", index_dir=kept, ann=False)
+    assert _directions(r)["text→audio"]["gallery"] == 3 and _directions(r)["video→audio"]["gallery"] == 3
+    # Clotho's fixture recordings are byte-for-byte audiocaps' (same generator and seeds): each is
+    # a content duplicate whose clips are under the audiocaps file. Its queries are scored there.
+    r = run_benchmark("clotho", data["clotho"], model="tiny", index_dir=kept, ann=False, knobs=Knobs(clip_s=10.0))
+    with Index.open(kept) as index:
+        status = [f["status"] for f in index.store.file_rows()]
+    assert status.count("duplicate") == 3 and status.count("ok") == 6  # the index really holds both other sets
+    t2a = _directions(r)["text→audio"]
+    assert (t2a["queries"], t2a["gallery"], t2a["skipped"]) == (15, 3, 0) and r["problems"] == []
+    _check_found_in_tiny_gallery(t2a)
+
+
+def test_view_is_refused_where_it_changes_nothing(data, monkeypatch, capsys):
+    import sys
+
+    from avsearch.cli.app import main
+
+    for name in ("audiocaps", "clotho"):
+        with pytest.raises(UsageError, match="--view means nothing for .*vggsound: the query's view"):
+            run_benchmark(name, data[name], model="tiny", knobs=Knobs(view="av"))
+    # Through the real entry point: a usage error exits 2.
+    monkeypatch.setattr(sys, "argv", ["avsearch", "eval", "clotho", "--data", str(data["clotho"]), "--view", "av"])
+    with pytest.raises(SystemExit) as exit:
+        main()
+    assert exit.value.code == 2 and "--view means nothing for clotho" in capsys.readouterr().err
+
+
+def test_a_direction_without_scored_queries_says_why_in_the_table(reports):
+    import copy
+
+    r = copy.deepcopy(reports["msrvtt"])
+    r["directions"][0].update(queries=0, exact={}, ann=None, ann_note=None)
+    md = to_markdown(r)
+    assert "None" not in md and md.count("| text→video | ") == 2
+    assert md.count("n/a: no query could be scored") == 2

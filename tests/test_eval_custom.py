@@ -4,10 +4,12 @@ generated library), the IVF-PQ leg on a store of random vectors, and the CLI's J
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from avsearch.evaluation.custom import evaluate_custom
 from avsearch.evaluation.judgements import EvalQuery, Target, read_judgements
@@ -101,7 +103,18 @@ def test_ivfpq_leg_scores_the_same_judgements_as_exact_search(tmp_path, one_fais
     (result,), problems = evaluate(fake_index, [Direction("audio", "audio", queries)])
     assert problems == [] and result.gallery == 300 and result.queries == 5
     assert result.exact["R@1"]["mean"] == 1.0
-    assert result.ann is not None and result.ann["R@10"]["mean"] == 1.0  # re-scored exactly: itself on top
+    assert result.ann is not None and result.ann["R@1"]["mean"] == 1.0  # re-scored exactly: itself on top
+
+
+def test_ivfpq_leg_is_built_streamed_never_reading_the_whole_gallery_at_once(tmp_path, one_faiss_thread):
+    store, vecs = _random_store(tmp_path / "s", 300)
+    read_at_once = []
+    vectors = store.vectors
+    store.vectors = lambda ids: read_at_once.append(len(ids)) or vectors(ids)
+    scores, ids = store.search_ivfpq(vecs[[4, 200]], 5, store.gallery("audio"),
+                                     AnnConfig(opq_dim=16, pq_m=4, train_size=280))
+    assert read_at_once == [280]  # the training sample; the 300 are added block by block
+    assert list(ids[:, 0]) == [5, 201]  # each vector finds itself (row ids start at 1)
 
 
 def test_small_galleries_say_why_there_is_no_ivfpq_leg(tmp_path):
@@ -145,3 +158,47 @@ def test_exact_search_in_chunks_equals_one_pass(tmp_path):
     assert np.array_equal(whole[1], chunked[1]) and np.allclose(whole[0], chunked[0])
     assert list(whole[1][:, 0]) == [6, 61, 120]  # row ids start at 1: each vector finds itself
     assert store.gallery_paths("audio") == {"/x.wav"} and store.gallery_paths("video") == set()
+
+
+def test_a_judged_copy_of_indexed_content_is_scored_on_its_originals_clips(indexed, tmp_path):
+    index, lib, _ = indexed
+    copy = tmp_path / "copy-of-speech.wav"
+    shutil.copy(lib / "speech.wav", copy)
+    index.add([copy])  # same content: a "duplicate" row, no clips of its own
+    assert {f["path"]: f["status"] for f in index.store.file_rows()}[str(copy)] == "duplicate"
+    judgements = _write(tmp_path / "j.csv", [f",{lib}/speech.wav,,,audio,{copy},,,"])
+    result = evaluate_custom(index, judgements, target_views=["audio"])
+    (d,) = result["directions"]
+    assert (d.name, d.queries, d.skipped) == ("audio→audio", 1, 0) and d.exact["R@1"]["mean"] == 1.0
+    assert result["problems"] == []
+
+
+def test_a_query_skipped_in_a_direction_is_a_problem_the_report_shows(indexed, tmp_path):
+    index, lib, _ = indexed
+    judgements = _write(tmp_path / "j.csv", [f"birds,,,,,{lib}/birds.flac,,,",  # audio only: nothing in video
+                                             f"street,,,,,{lib}/street.mp4,,,"])
+    result = evaluate_custom(index, judgements, target_views=["video"])
+    (d,) = result["directions"]
+    assert d.name == "text→video" and d.queries == 1 and d.skipped == 1
+    (problem,) = result["problems"]
+    assert problem.where == "row 2" and "not scored" in problem.error and "birds.flac" in problem.error
+
+
+def test_a_query_file_that_crashes_the_decoder_is_one_rows_problem(indexed, tmp_path, monkeypatch):
+    import avsearch.media
+    from avsearch.media.sandbox import FAULT_ENV
+    from avsearch.media.synth import write_audio
+
+    index, lib, _ = indexed
+    crashing = write_audio(tmp_path / "crashes-q.wav", duration_s=1.0, seed=9)
+    # The sandbox child crashes on this file (its test hook); probing it in this process instead
+    # would take the whole run down, which the in-process probe's replacement makes a failure.
+    monkeypatch.setenv(FAULT_ENV, "crash:probe:crashes-q")
+    monkeypatch.setattr(avsearch.media, "probe", lambda *a, **k: pytest.fail("query file probed in-process"))
+    judgements = _write(tmp_path / "j.csv", [f",{crashing},,,audio,{lib}/speech.wav,,,",
+                                             f",{lib}/speech.wav,,,audio,{lib}/speech.wav,,,"])
+    result = evaluate_custom(index, judgements, target_views=["audio"])
+    (problem,) = result["problems"]
+    assert problem.where == "row 2" and "cannot be read" in problem.error and "crashed" in problem.error
+    (d,) = result["directions"]
+    assert d.queries == 1 and d.exact["R@1"]["mean"] == 1.0

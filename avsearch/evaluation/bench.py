@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from avsearch.errors import UsageError
-from avsearch.evaluation.benchmarks import READERS
+from avsearch.evaluation.benchmarks import READERS, VIEW_MEANING
 from avsearch.evaluation.judgements import Problem
 from avsearch.evaluation.report import build_report, provenance
 from avsearch.evaluation.runner import DEPTH, evaluate
@@ -42,6 +42,9 @@ def run_benchmark(name: str, data_dir: str | Path, *, model: Optional[str] = Non
     data_dir = Path(data_dir).expanduser()
     if not data_dir.is_dir():
         raise UsageError(f"--data {data_dir} is not a folder; point it at the data set's metadata and media")
+    if knobs.view is not None and name not in VIEW_MEANING:
+        raise UsageError(f"--view means nothing for {name} (audio queries, audio gallery): drop it; it changes "
+                         + "; ".join(f"{b}: {what}" for b, what in VIEW_MEANING.items()))
     started = time.perf_counter()
     data = READERS[name](data_dir, view=knobs.view)
     if not data.media:
@@ -60,7 +63,9 @@ def run_benchmark(name: str, data_dir: str | Path, *, model: Optional[str] = Non
             report = index.add(data.media, prune=False, progress=progress)
             indexed = time.perf_counter()
             problems = data.problems + [Problem(f["path"], f"not indexed: {f['error']}") for f in index.failures()]
-            results, query_problems = evaluate(index, data.directions, depth=depth, ann=ann, seed=seed)
+            # Only this data set's clips: a kept --index may hold another set's, which would be distractors.
+            results, query_problems = evaluate(index, data.directions, depth=depth, ann=ann, seed=seed,
+                                               paths=set(data.media))
             record = provenance(index, {"benchmark": name, "data": str(data_dir), "protocol": data.protocol,
                                         "items_in_split": data.items, "items_found": len(data.media),
                                         "depth": depth, "ann": ann, "bootstrap": {"resamples": 1000, "seed": seed},

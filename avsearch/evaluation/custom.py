@@ -56,12 +56,15 @@ def check_against_index(index, queries: list[EvalQuery], problems: list[Problem]
 
 
 def _query_problem(q: EvalQuery) -> Optional[str]:
-    from avsearch.media import probe
+    from avsearch.media.sandbox import shared_sandbox
 
     if not os.path.isfile(q.media):
         return f"the query file {q.media} does not exist; fix `query_file` (relative paths start at the CSV's folder)"
     try:
-        media = probe(q.media)
+        # In the sandbox child, as indexing and `avsearch query` probe: a file that crashes FFmpeg
+        # takes the child down (one row's problem), never this run. Absolute: the child keeps
+        # the working directory it started in.
+        media = shared_sandbox().probe(os.path.abspath(q.media))
     except AvsearchError as err:
         return f"the query file cannot be read: {err}"
     except Exception as err:  # whatever a broken file makes the decoder raise: a problem of this row

@@ -66,8 +66,11 @@ def to_markdown(report: dict) -> str:
     for d in report["directions"]:
         legs = [("exact", d["exact"]), ("IVF-PQ", d["ann"])]
         for leg, metrics in legs:
-            if metrics is None:
-                cells = [f"n/a: {d['ann_note']}"] + [""] * (len(METRICS) - 1)
+            if not d["queries"]:  # nothing scored: neither leg has numbers, and the reason is the queries'
+                why = "no query could be scored" + (" (see Left out)" if report["problems"] else "")
+                cells = [f"n/a: {why}"] + [""] * (len(METRICS) - 1)
+            elif metrics is None:
+                cells = [f"n/a: {d['ann_note'] or 'not measured'}"] + [""] * (len(METRICS) - 1)
             else:
                 cells = [_cell(metrics.get(m)) for m in METRICS]
             paper = _paper(d.get("paper")) if leg == "exact" else ""

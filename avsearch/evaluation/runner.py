@@ -1,12 +1,13 @@
 """Score judged queries against an index: exact search and an IVF-PQ index side by side.
 
-A *direction* is one query view → target view (text→audio, video→audio, audio→text ...). Its
-gallery is every clip of the index embedded as the target view, or, for →text, the captions
-given with it. Each query's top `depth` units (clips, or captions) are ranked by score, matched
-to the query's judged targets (a clip matches a target when its time range overlaps it; later
-clips of a target already found are dropped, as `avsearch query` merges them) and scored with
-metrics.py. The exact leg scores every gallery clip; the ANN leg builds an IVF-PQ index over the
-same clips with the store's settings, so the difference is what the ANN costs in quality.
+A *direction* is one query view → target view (text→audio, video→audio, audio→text ...). Its gallery
+is every clip embedded as the target view (of the evaluated files only, when given), or, for →text,
+the captions given with it. Each query's top `depth` units (clips, or captions) are ranked by score,
+matched to the query's judged targets (a clip matches a target when its time range overlaps it; a
+later clip overlapping only targets already found is dropped, as `avsearch query` merges it;
+adjacent irrelevant clips each keep their rank, which `avsearch query` would fuse into one hit) and
+scored with metrics.py. The exact leg scores every gallery clip; the ANN leg builds an IVF-PQ index
+over the same clips with the store's settings, so the difference is what the ANN costs in quality.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class DirectionResult:
     ann: Optional[dict] = None
     ann_note: Optional[str] = None  # why there is no ANN leg
     paper: Optional[dict] = None
-    skipped: int = 0  # queries none of whose targets is in this gallery
+    skipped: int = 0  # queries none of whose targets is in this gallery (a Problem when scored nowhere)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -81,29 +82,70 @@ class QueryVectors:
 
 
 def evaluate(index, directions: list[Direction], *, depth: int = DEPTH, ann: bool = True, seed: int = 0,
-             progress: Optional[Callable[[str], None]] = None) -> tuple[list[DirectionResult], list[Problem]]:
-    """Every direction's metrics (exact, and IVF-PQ when `ann`), and the queries left out."""
+             progress: Optional[Callable[[str], None]] = None,
+             paths: Optional[set[str]] = None) -> tuple[list[DirectionResult], list[Problem]]:
+    """Every direction's metrics (exact, and IVF-PQ when `ann`), and the queries left out.
+    `paths`: the files whose clips make the galleries (None: every clip of the index); a kept
+    index may hold other data sets, which would otherwise be scored as distractors."""
     vectors = QueryVectors(index)
-    results = []
+    holders = duplicate_holders(index.store, {t.key for d in directions if d.captions is None
+                                              for q in d.queries for t in q.targets})
+    if paths is not None:
+        paths = set(paths) | {holders.get(p, p) for p in paths}
+    results, scored, skipped = [], set(), {}
     for direction in directions:
         if progress:
             progress(direction.name)
         if direction.captions is not None:
             results.append(_caption_direction(index, direction, vectors, depth, seed))
-        else:
-            results.append(_media_direction(index, direction, vectors, depth, ann, seed))
+            continue
+        _retarget(direction, holders)
+        result, missed = _media_direction(index, direction, vectors, depth, ann, seed, paths)
+        results.append(result)
+        scored |= {id(q) for q in direction.queries} - {id(q) for q in missed}
+        for q in missed:
+            skipped.setdefault(id(q), (q, []))[1].append(direction.target_view)
+    # A query scored in no direction (a judged file without any target view's clips) would
+    # vanish from the numbers: name it. One scored in some target view is not lost.
+    for key, (q, views) in skipped.items():
+        if key not in scored:
+            views = " or ".join(dict.fromkeys(views))
+            vectors.problems.append(Problem(_where(q), f"not scored: none of its targets "
+                                            f"({', '.join(sorted({t.key for t in q.targets}))}) has clips embedded as "
+                                            f"{views} in the gallery; index them, or judge files that have {views}"))
     return results, vectors.problems
 
 
-def _media_direction(index, d: Direction, vectors: QueryVectors, depth: int, ann: bool, seed: int) -> DirectionResult:
+def duplicate_holders(store, keys: set[str]) -> dict[str, str]:
+    """{path: path holding its clips} for the keys whose file row is a content duplicate (a copy
+    of indexed content has no clips of its own: they are under the file it copies)."""
+    rows = [r for r in store.file_rows() if r["status"] == "duplicate" and r["path"] in keys]
+    if not rows:
+        return {}
+    same_content = store.file_rows_with_fingerprints(sorted({r["fingerprint"] for r in rows}))
+    holders = {r["fingerprint"]: r["path"] for r in same_content if r["status"] == "ok"}
+    return {r["path"]: holders[r["fingerprint"]] for r in rows if r["fingerprint"] in holders}
+
+
+def _retarget(d: Direction, holders: dict[str, str]) -> None:
+    """Point targets that are content duplicates at the file holding their clips (in place)."""
+    for q in d.queries:
+        if any(t.key in holders for t in q.targets):
+            q.targets = [Target(holders.get(t.key, t.key), t.start_s, t.end_s, t.grade) for t in q.targets]
+
+
+def _media_direction(index, d: Direction, vectors: QueryVectors, depth: int, ann: bool, seed: int,
+                     paths: Optional[set[str]] = None) -> tuple[DirectionResult, list[EvalQuery]]:
     store = index.store
-    gallery = store.gallery(d.target_view)
+    gallery = store.gallery(d.target_view, paths)
     in_gallery = store.gallery_paths(d.target_view)
+    if paths is not None:
+        in_gallery &= paths
     queries, matrix, skipped = _scorable(d.queries, vectors, lambda t: t.key in in_gallery)
     result = DirectionResult(d.name, d.query_view, d.target_view, len(queries), len(gallery), {}, paper=d.paper,
-                             skipped=skipped)
+                             skipped=len(skipped))
     if not queries:
-        return result
+        return result, skipped
     result.exact = _score(store, queries, store.search_exact(matrix, depth, gallery), seed)
     if not ann:
         result.ann_note = "not asked (--no-ann)"
@@ -111,13 +153,13 @@ def _media_direction(index, d: Direction, vectors: QueryVectors, depth: int, ann
         result.ann_note = f"an IVF-PQ index needs at least 256 clips to train on; this gallery has {len(gallery)}"
     else:
         result.ann = _score(store, queries, found, seed)
-    return result
+    return result, skipped
 
 
 def _caption_direction(index, d: Direction, vectors: QueryVectors, depth: int, seed: int) -> DirectionResult:
     queries, matrix, skipped = _scorable(d.queries, vectors, lambda t: True)
     result = DirectionResult(d.name, d.query_view, d.target_view, len(queries), len(d.captions), {}, paper=d.paper,
-                             ann_note="captions are not indexed: exact search only", skipped=skipped)
+                             ann_note="captions are not indexed: exact search only", skipped=len(skipped))
     if not queries:
         return result
     # Through the query cache: the captions are usually text→media's queries too, embedded once.
@@ -131,20 +173,27 @@ def _caption_direction(index, d: Direction, vectors: QueryVectors, depth: int, s
     return result
 
 
-def _scorable(queries: list[EvalQuery], vectors: QueryVectors, in_gallery) -> tuple[list[EvalQuery], np.ndarray, int]:
-    """The queries with a vector and a target in the gallery (targets outside it dropped), and
-    their vectors as one matrix."""
-    kept, rows, skipped = [], [], 0
+def _scorable(queries: list[EvalQuery], vectors: QueryVectors,
+              in_gallery) -> tuple[list[EvalQuery], np.ndarray, list[EvalQuery]]:
+    """The queries with a vector and a target in the gallery (targets outside it dropped), their
+    vectors as one matrix, and the queries skipped for having no target in the gallery."""
+    kept, rows, skipped = [], [], []
     for q, v in zip(queries, vectors.get(queries)):
         if v is None:
             continue
         targets = [t for t in q.targets if in_gallery(t)]
         if not targets:
-            skipped += 1
+            skipped.append(q)
             continue
         kept.append(EvalQuery(q.text, q.media, q.view, q.start_s, q.end_s, targets, q.rows))
         rows.append(v)
     return kept, (np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)), skipped
+
+
+def _where(q: EvalQuery) -> str:
+    if q.rows:
+        return rows_label(q.rows)
+    return f"query {q.text!r}" if q.text is not None else f"query {q.media}"
 
 
 def _score(store, queries: list[EvalQuery], found: tuple[np.ndarray, np.ndarray], seed: int) -> dict:

@@ -287,9 +287,14 @@ class Store:
         return ann.search(np.asarray(queries, dtype=np.float32), k, allowed_ids=allowed_ids)
 
     @_faults
-    def gallery(self, view: str) -> np.ndarray:
-        """Sorted row ids of the clips that count (vouched) and are embedded as `view`."""
-        meta = self.tables.clip_meta(sql_in("view", [view]), ["row_id"])
+    def gallery(self, view: str, paths: Optional[Sequence[str]] = None) -> np.ndarray:
+        """Sorted row ids of the clips that count (vouched) and are embedded as `view`; only
+        those of `paths` when given (an evaluation's data set in an index holding others)."""
+        meta = self.tables.clip_meta(sql_in("view", [view]), ["row_id", "path"])
+        if paths is not None:
+            import pyarrow.compute as pc
+
+            meta = meta.filter(pc.is_in(meta.column("path"), value_set=pa.array(sorted(set(paths)), pa.string())))
         ids = np.asarray(meta.column("row_id").to_numpy(), dtype=np.int64)
         return np.intersect1d(ids, self.tables.vouched_row_ids())
 
@@ -325,7 +330,11 @@ class Store:
         if len(ids) < IVFPQ_MIN_VECTORS:
             return None
         config = replace(config or self.ann_config, flat_threshold=0)
-        ann = AnnIndex.build(self.vectors(ids), ids, config)
+        # Streamed as the served index's rebuild is: trained on a sample, filled block by block,
+        # so a gallery of millions of clips never sits in memory whole.
+        ids = np.sort(ids)
+        sample = np.sort(np.random.default_rng(0).choice(ids, size=training_rows(len(ids), config), replace=False))
+        ann = AnnIndex.build_streamed(len(ids), self.vectors(sample), self.tables.iter_vectors(keep=ids), config)
         return ann.search(np.asarray(queries, dtype=np.float32), k)
 
     @_faults

@@ -12,3 +12,10 @@ READERS = {
     "vggsound": vggsound.read,
     "musiccaps": musiccaps.read,
 }
+
+# What --view changes, where it changes anything: audiocaps and clotho are audio-only both ways.
+VIEW_MEANING = {
+    "msrvtt": "the gallery's view (video, the paper's; av reads the videos with their sound)",
+    "vggsound": "the query's view (video, the paper's; av asks with the sound too)",
+    "musiccaps": "the video→audio query's view (video, the paper's; av asks with the sound too)",
+}
