@@ -249,3 +249,19 @@ def test_without_ray_the_error_names_the_install_command_and_nothing_is_written(
     with pytest.raises(RayMissingError, match=r'pip install "avsearch\[ray\]"'):
         Index.open(tmp_path / "idx", model="tiny", create=True).add([small_lib], engine="ray")
     assert not (tmp_path / "idx").exists()
+
+
+def test_embed_actors_that_cannot_load_the_model_stop_the_run_with_the_loaders_error(tmp_path, small_lib,
+                                                                                      small_reference, ray_cluster):
+    # Not every file failed as "damaged or hostile" (the embed calls' ActorDiedError) with failed rows written.
+    from avsearch.indexer.distributed.engine import EmbedActorError
+
+    shutil.copytree(small_reference.path, tmp_path / "idx")
+    (tmp_path / "broken-ckpt").mkdir()  # a local checkpoint without its files: every actor fails to load it
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    write_audio(lib / "new.wav", duration_s=2.0, seed=15)
+    index = Index.open(tmp_path / "idx", model=str(tmp_path / "broken-ckpt"))
+    with pytest.raises(EmbedActorError, match="has no config.json"):  # the loader's own words
+        index.add([lib], engine="ray", ray_settings=RAY_SMALL)
+    assert not any(p.endswith("new.wav") for p in files_of(Index.open(tmp_path / "idx")))

@@ -139,7 +139,7 @@ class _Run:
         self.pool_died = False
 
     def run(self) -> None:
-        ray, ro, options = self.ray, self.ro, self.options
+        ray, ro = self.ray, self.ro
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         n_actors = actor_count(ro.embed_actors, gpus)
@@ -228,7 +228,7 @@ class _Run:
             self.state.clips_done += len(result.vectors)
             self.state.phase_done = self.state.clips_done
             self.state.current = job.media.path
-            if self.progress:  # after every chunk, as the local pipeline after every batch (the reporter throttles)
+            if self.progress:  # after every chunk, as the local pipeline after every decoded clip and batch
                 self.progress(self.state)
         if self.chunks_left[j] == 0 and job.error is None:
             job.decoded = self.clips_seen[j]
@@ -318,8 +318,9 @@ def _embed_pool(ray, ro: RayOptions, n: int, gpus: int) -> tuple[list, list[str]
             _forget_pool(ray, actors)
             if kept:
                 continue  # a new pool now
-            raise EmbedActorError(f"the embed actors could not start (the model failed to load in them?): "
-                                  f"{_first_line(err)}; run without --ray to see the model's own error") from None
+            # The traceback Ray carries ends with the loader's own error, which names its fix.
+            lines = [line for line in str(err).strip().splitlines() if line.strip()]
+            raise EmbedActorError(f"the embed actors could not load the model: {lines[-1] if lines else err}") from None
 
 
 def _forget_pool(ray, actors: list) -> None:
@@ -352,9 +353,5 @@ def _ray_failure(err: BaseException) -> str:
     if "WorkerCrashed" in name or "Died" in name or "Unavailable" in name:
         return (f"the decoder or embedder process died on it ({name}) after every retry; the file is probably "
                 "damaged or hostile: re-encode it with ffmpeg to index it")
-    return f"{name}: {_first_line(err)}"
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    first = str(err).strip().splitlines()[0] if str(err).strip() else name
+    return f"{name}: {first}"
