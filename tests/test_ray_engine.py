@@ -175,6 +175,7 @@ def test_the_cli_indexes_on_ray_and_its_dry_run_starts_no_ray_work(tmp_path, sma
 def test_a_ray_run_with_another_model_than_the_indexs_stops_before_any_clip(tmp_path, small_lib, small_reference,
                                                                               ray_cluster):
     from avsearch.errors import ModelMismatchError
+    from avsearch.indexer.distributed import engine
     from avsearch.models.wave import make_tiny_checkpoint
 
     other = make_tiny_checkpoint(tmp_path / "other-tiny", seed=7)  # the tiny architecture, other weights
@@ -187,6 +188,7 @@ def test_a_ray_run_with_another_model_than_the_indexs_stops_before_any_clip(tmp_
     index = Index.open(tmp_path / "idx", model=str(other))
     with pytest.raises(ModelMismatchError, match="--model"):
         index.add([lib], engine="ray", ray_settings=RAY_SMALL)
+    assert not engine._ACTORS, "the other model's actors were kept, holding their GPUs"
     again = Index.open(tmp_path / "idx")
     assert clips_of(again).keys() == clips_of(small_reference).keys()
     assert not any(p.endswith("new.wav") for p in files_of(again))

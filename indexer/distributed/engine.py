@@ -146,8 +146,12 @@ class _Run:
         actors, model_ids = _embed_pool(ray, ro, n_actors, gpus)
         # The actors' model must be the index's, as Index.embedder checks locally: two models'
         # vectors share no space. Checked before any chunk is sent, so no clip is written.
-        for model_id in model_ids:
-            self.store.check_model(model_id)
+        try:
+            for model_id in model_ids:
+                self.store.check_model(model_id)
+        except AvsearchError:
+            _forget_pool(ray, actors)  # another model than the index's: its actors would only hold GPUs
+            raise
         decode = ray.remote(decode_chunk).options(num_cpus=1, max_retries=ro.decode_retries, retry_exceptions=False)
         actor_cpus = 0 if gpus else (1 if ro.actor_cpus is None else ro.actor_cpus)
         decode_slots = max(1, int(resources.get("CPU", 1) - n_actors * actor_cpus))
