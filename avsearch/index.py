@@ -212,13 +212,17 @@ class Index:
 
         if self._store is None:
             # A new index records its model's id and dimension: the model loads before the scan.
-            embedder = get_embedder()
+            # On Ray the embed actors hold the model: the driver loads it on the CPU only for these
+            # and lets it go, leaving the GPUs (and their memory) to the actors.
+            embedder = (get_embedder() if engine != "ray" or self._embedder is not None
+                        else load_model(self._model_on_cpu, reporter))
             self.path.mkdir(parents=True, exist_ok=True)
             meta = IndexMeta(embedder.model_id, embedder.source, embedder.dim, self._settings)
             self._store = Store.create(self.path, meta, ann_config=self._ann_config)
             # Another run may have created the index since open(): then it is that one's.
             self._store.check_model(embedder.model_id)
             self._settings = self._store.meta.settings
+            del embedder  # on Ray, the only reference to the driver's copy of the model
         s = self._settings
         options = PipelineOptions(
             clip_s=s.clip_s, min_last_s=s.min_last_s, views=tuple(s.views),
@@ -229,6 +233,12 @@ class Index:
         return run_index(self._store, paths, get_embedder, options, prune=prune,
                          retry_failed=retry_failed, reporter=reporter, follow_symlinks=follow_symlinks,
                          patterns=self._patterns(include, exclude, paths), ray=ray)
+
+    def _model_on_cpu(self):
+        """This index's model loaded on the CPU and not kept: what a new index on Ray records."""
+        from avsearch.models import load_embedder
+
+        return load_embedder(self._model_spec, device="cpu")
 
     def _ray_options(self, address: Optional[str], settings: dict):
         """How Ray's embed actors load this index's model: by its spec, each on its own GPU."""

@@ -244,11 +244,16 @@ def run_pipeline(
     for view in View:
         settle(flush(view))
     settle(range(len(jobs)))
+    announce_committing(state, progress)
+    maybe_commit(force=True)
+
+
+def announce_committing(state: Progress, progress: Optional[ProgressCallback]) -> None:
+    """The embedding phase is over: `state` enters the last commit's phase, and `progress` hears it."""
     state.phase, state.phase_done, state.phase_total, state.current = COMMITTING, 0, None, None
     state.phase_started = time.monotonic()
     if progress:
         progress(state)
-    maybe_commit(force=True)
 
 
 def _embedding_state(state: Progress, jobs: list[FileJob]) -> Progress:

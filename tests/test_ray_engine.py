@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -146,25 +147,101 @@ def test_a_driver_killed_with_sigkill_resumes_to_the_clean_result(tmp_path, smal
     assert_same_index(small_reference, index)
 
 
-def test_the_cli_indexes_on_ray_and_dry_run_prints_the_same_plan(tmp_path, small_lib, small_reference,
-                                                                  ray_cluster):
-    # In-process (the session's Ray is up, so --ray-address uses it); joining a cluster from a
-    # fresh process is what the driver-kill test above does.
+def test_the_cli_indexes_on_ray_and_its_dry_run_starts_no_ray_work(tmp_path, small_lib, small_reference,
+                                                                    ray_cluster, monkeypatch):
+    # In-process: the session's Ray is up and the run uses it (an --ray-address would be ignored
+    # here: a connected process keeps its Ray). Joining a cluster from a fresh process is what the
+    # driver-kill test above does.
     from typer.testing import CliRunner
 
     from avsearch.cli.app import app
+    from avsearch.indexer.distributed import engine
 
-    address, _ = ray_cluster
     base = ["index", str(small_lib), "--index", str(tmp_path / "idx"), "--model", "tiny", "--clip-seconds", "2",
-            "--json"]
+            "--json", "--ray"]
     runner = CliRunner()
-    plain = runner.invoke(app, [*base, "--dry-run"])
-    on_ray = runner.invoke(app, [*base, "--dry-run", "--ray"])
-    assert plain.exit_code == 0 and json.loads(on_ray.stdout) == json.loads(plain.stdout)
-    out = runner.invoke(app, [*base, "--ray-address", address])
+    engine_runs = []
+    real_run = engine.run_pipeline_ray
+    monkeypatch.setattr(engine, "run_pipeline_ray", lambda *a, **k: (engine_runs.append(a), real_run(*a, **k)))
+    dry = runner.invoke(app, [*base, "--dry-run"])
+    assert dry.exit_code == 0, dry.output[-2000:]
+    assert engine_runs == [] and not (tmp_path / "idx").exists()
+    out = runner.invoke(app, base)
     assert out.exit_code == 0, out.output[-2000:]
-    assert json.loads(out.stdout)["indexed"] == 2
+    assert len(engine_runs) == 1 and json.loads(out.stdout)["indexed"] == 2
     assert sorted(clips_of(Index.open(tmp_path / "idx"))) == sorted(clips_of(small_reference))
+
+
+def test_a_ray_run_with_another_model_than_the_indexs_stops_before_any_clip(tmp_path, small_lib, small_reference,
+                                                                              ray_cluster):
+    from avsearch.errors import ModelMismatchError
+    from avsearch.indexer.distributed import engine
+    from avsearch.models.wave import make_tiny_checkpoint
+
+    other = make_tiny_checkpoint(tmp_path / "other-tiny", seed=7)  # the tiny architecture, other weights
+    shutil.copytree(small_reference.path, tmp_path / "idx")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for f in small_lib.iterdir():
+        os.link(f, lib / f.name)
+    write_audio(lib / "new.wav", duration_s=2.0, seed=14)  # work for the embed actors
+    index = Index.open(tmp_path / "idx", model=str(other))
+    with pytest.raises(ModelMismatchError, match="--model"):
+        index.add([lib], engine="ray", ray_settings=RAY_SMALL)
+    assert not engine._ACTORS, "the other model's actors were kept, holding their GPUs"
+    again = Index.open(tmp_path / "idx")
+    assert clips_of(again).keys() == clips_of(small_reference).keys()
+    assert not any(p.endswith("new.wav") for p in files_of(again))
+
+
+def test_a_new_index_on_ray_reports_progress_and_the_driver_keeps_no_model(tmp_path, small_lib, small_reference,
+                                                                            ray_cluster, monkeypatch):
+    from avsearch.indexer.report import COMMITTING, EMBEDDING, LOADING_MODEL, PHASES
+    from avsearch.store import Store
+
+    events = []  # (phase, clips_decoded) of each progress event, and "commit" at each store commit
+    real_commit = Store.commit
+    monkeypatch.setattr(Store, "commit", lambda self, c: (events.append("commit"), real_commit(self, c))[1])
+    index = Index.open(tmp_path / "idx", model="tiny", create=True, settings=SMALL)
+    report = index.add([small_lib], engine="ray", ray_settings=RAY_SMALL,
+                       progress=lambda p: events.append((p.phase, p.clips_decoded)))
+    assert len(report.indexed) == 2 and not report.failed
+    assert index._embedder is None, "the driver kept its copy of the model: the actors have their own"
+    phases = [e[0] for e in events if e != "commit"]
+    assert phases[0] == LOADING_MODEL  # a new index: the model's id first, then the run
+    order = [PHASES.index(p) for p in phases if p != LOADING_MODEL]
+    assert order == sorted(order) and EMBEDDING in phases, phases  # phases only move forward
+    embedding = [d for p, d in (e for e in events if e != "commit") if p == EMBEDDING]
+    assert max(embedding) > 0, "clips_decoded never moved on Ray"
+    last_clip_commit = max(i for i, e in enumerate(events) if e == "commit")
+    assert events.index(next(e for e in events if e != "commit" and e[0] == COMMITTING)) < last_clip_commit, \
+        "the committing phase was announced only after the last commit"
+    assert_same_index(small_reference, index)
+
+
+def test_a_kept_actor_pool_with_a_dead_actor_is_replaced(tmp_path, small_lib, small_reference, ray_cluster):
+    import ray
+
+    from avsearch.indexer.distributed import engine
+
+    index = Index.open(tmp_path / "idx", model="tiny", create=True, settings=SMALL)
+    index.add([small_lib / "tone.wav"], engine="ray", ray_settings=RAY_SMALL)  # leaves its pool in _ACTORS
+    assert engine._ACTORS
+    for pool in engine._ACTORS.values():
+        for actor in pool:
+            ray.kill(actor, no_restart=True)  # dead for good, as after its restarts are spent
+    report = index.add([small_lib], engine="ray", ray_settings=RAY_SMALL)
+    assert len(report.indexed) == 1 and not report.failed, report.failed
+    assert_same_index(small_reference, index)
+
+
+def test_more_embed_actors_than_gpus_is_refused_not_left_waiting():
+    from avsearch.indexer.distributed.engine import RayPlacementError, actor_count
+
+    assert actor_count(None, 0) == 1 and actor_count(None, 4) == 4 and actor_count(2, 0) == 2
+    assert actor_count(2, 4) == 2
+    with pytest.raises(RayPlacementError, match="embed_actors=4 or fewer"):
+        actor_count(5, 4)
 
 
 def test_without_ray_the_error_names_the_install_command_and_nothing_is_written(tmp_path, small_lib, monkeypatch):
@@ -174,3 +251,19 @@ def test_without_ray_the_error_names_the_install_command_and_nothing_is_written(
     with pytest.raises(RayMissingError, match=r'pip install "avsearch\[ray\]"'):
         Index.open(tmp_path / "idx", model="tiny", create=True).add([small_lib], engine="ray")
     assert not (tmp_path / "idx").exists()
+
+
+def test_embed_actors_that_cannot_load_the_model_stop_the_run_with_the_loaders_error(tmp_path, small_lib,
+                                                                                      small_reference, ray_cluster):
+    # Not every file failed as "damaged or hostile" (the embed calls' ActorDiedError) with failed rows written.
+    from avsearch.indexer.distributed.engine import EmbedActorError
+
+    shutil.copytree(small_reference.path, tmp_path / "idx")
+    (tmp_path / "broken-ckpt").mkdir()  # a local checkpoint without its files: every actor fails to load it
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    write_audio(lib / "new.wav", duration_s=2.0, seed=15)
+    index = Index.open(tmp_path / "idx", model=str(tmp_path / "broken-ckpt"))
+    with pytest.raises(EmbedActorError, match="has no config.json"):  # the loader's own words
+        index.add([lib], engine="ray", ray_settings=RAY_SMALL)
+    assert not any(p.endswith("new.wav") for p in files_of(Index.open(tmp_path / "idx")))

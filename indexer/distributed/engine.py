@@ -26,7 +26,8 @@ from avsearch.store import FileCommit, Store
 from avsearch.types import View
 from avsearch.indexer.distributed import faults
 from avsearch.indexer.distributed.work import EmbeddedChunk, EmbedWorker, decode_chunk
-from avsearch.indexer.pipeline import FileJob, PipelineOptions, _commit_for, _embedding_state, _part_commit
+from avsearch.indexer.pipeline import (FileJob, PipelineOptions, _commit_for, _embedding_state, _part_commit,
+                                       announce_committing)
 from avsearch.indexer.report import IndexReport, Progress, ProgressCallback
 
 RAY_INSTALL = 'pip install "avsearch[ray]"'
@@ -34,6 +35,14 @@ RAY_INSTALL = 'pip install "avsearch[ray]"'
 
 class RayMissingError(AvsearchError, ImportError):
     """--ray asked for, but Ray is not installed."""
+
+
+class RayPlacementError(AvsearchError, ValueError):
+    """More embed actors asked for than the Ray cluster has GPUs."""
+
+
+class EmbedActorError(AvsearchError, RuntimeError):
+    """The embed actors died before any work (their model could not be loaded)."""
 
 
 @dataclass
@@ -82,6 +91,17 @@ def chunks_of(job: FileJob, chunk_s: float) -> list[list[int]]:
     return out
 
 
+def actor_count(embed_actors: Optional[int], gpus: int) -> int:
+    """How many embed actors a run makes: `embed_actors`, by default one per GPU (one without GPUs)."""
+    n = embed_actors or max(1, gpus)
+    if gpus and n > gpus:  # each actor holds a whole GPU: the extra ones would never be placed
+        raise RayPlacementError(
+            f"embed_actors={n} but the Ray cluster has {gpus} GPU(s), and each embed actor holds one: "
+            f"the extra actors could never start and the run would wait forever. Use embed_actors={gpus} "
+            "or fewer (or leave it unset: one per GPU)")
+    return n
+
+
 @dataclass
 class _Model:  # what _commit_for needs of the embedder: its id (the driver loads no model)
     model_id: str
@@ -116,13 +136,22 @@ class _Run:
         self.chunks_left = [0] * len(jobs)
         self.clips_seen = [0] * len(jobs)
         self.damage: list[list] = [[] for _ in jobs]
+        self.pool_died = False
 
     def run(self) -> None:
-        ray, ro, options = self.ray, self.ro, self.options
+        ray, ro = self.ray, self.ro
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        n_actors = ro.embed_actors or max(1, gpus)
-        actors = _embed_actors(ray, ro, n_actors, gpus)
+        n_actors = actor_count(ro.embed_actors, gpus)
+        actors, model_ids = _embed_pool(ray, ro, n_actors, gpus)
+        # The actors' model must be the index's, as Index.embedder checks locally: two models'
+        # vectors share no space. Checked before any chunk is sent, so no clip is written.
+        try:
+            for model_id in model_ids:
+                self.store.check_model(model_id)
+        except AvsearchError:
+            _forget_pool(ray, actors)  # another model than the index's: its actors would only hold GPUs
+            raise
         decode = ray.remote(decode_chunk).options(num_cpus=1, max_retries=ro.decode_retries, retry_exceptions=False)
         actor_cpus = 0 if gpus else (1 if ro.actor_cpus is None else ro.actor_cpus)
         decode_slots = max(1, int(resources.get("CPU", 1) - n_actors * actor_cpus))
@@ -139,8 +168,22 @@ class _Run:
                 job.decoded = 0
                 self.settle(j)
         work.reverse()  # pop() from the end: files in plan order
+        try:
+            self.embed_all(work, actors, decode, inflight_max)
+        finally:
+            if self.pool_died:  # an actor died for good: end the pool, the next run makes a new one
+                _forget_pool(ray, actors)
+        for j in range(len(self.jobs)):
+            self.settle(j)
+        announce_committing(self.state, self.progress)
+        self.maybe_commit(force=True)
+
+    def embed_all(self, work: list, actors: list, decode, inflight_max: int) -> None:
+        """Decode and embed every chunk of `work`, at most `inflight_max` at once, feeding each
+        result to take()."""
+        ray, options = self.ray, self.options
         inflight: dict = {}  # ObjectRef -> (job, range indices, actor)
-        load = {i: 0 for i in range(n_actors)}
+        load = {i: 0 for i in range(len(actors))}
         while work or inflight:
             while work and len(inflight) < inflight_max:
                 j, idxs = work.pop()
@@ -164,11 +207,10 @@ class _Run:
                 try:
                     result: EmbeddedChunk = ray.get(ref)
                 except ray.exceptions.RayError as err:
+                    if isinstance(err, ray.exceptions.ActorDiedError):  # for good (its restarts spent);
+                        self.pool_died = True  # the pool's other actors still serve this run
                     result = EmbeddedChunk(error=_ray_failure(err))
                 self.take(j, idxs, result)
-        for j in range(len(self.jobs)):
-            self.settle(j)
-        self.maybe_commit(force=True)
 
     def take(self, j: int, idxs: list[int], result: EmbeddedChunk) -> None:
         job = self.jobs[j]
@@ -186,8 +228,12 @@ class _Run:
                 job.vectors[(idxs[k], view)] = vec
             self.clips_seen[j] += len(result.spans)
             self.damage[j].extend(result.damage)
+            self.state.clips_decoded += len(result.spans)
             self.state.clips_done += len(result.vectors)
             self.state.phase_done = self.state.clips_done
+            self.state.current = job.media.path
+            if self.progress:  # after every chunk, as the local pipeline after every decoded clip and batch
+                self.progress(self.state)
         if self.chunks_left[j] == 0 and job.error is None:
             job.decoded = self.clips_seen[j]
             job.damage = tuple(merged(self.damage[j]))
@@ -245,11 +291,16 @@ class _Run:
 _ACTORS: dict = {}
 
 
-def _embed_actors(ray, ro: RayOptions, n: int, gpus: int) -> list:
+def _pool_key(ray, ro: RayOptions, n: int, gpus: int) -> tuple:
     import pickle
 
     cpus = 0 if gpus else (1 if ro.actor_cpus is None else ro.actor_cpus)
-    key = (pickle.dumps(ro.load_embedder), n, gpus, cpus, ro.actor_restarts, ray.get_runtime_context().get_job_id())
+    return pickle.dumps(ro.load_embedder), n, gpus, cpus, ro.actor_restarts, ray.get_runtime_context().get_job_id()
+
+
+def _embed_actors(ray, ro: RayOptions, n: int, gpus: int) -> list:
+    cpus = 0 if gpus else (1 if ro.actor_cpus is None else ro.actor_cpus)
+    key = _pool_key(ray, ro, n, gpus)
     if key not in _ACTORS:
         # An actor holds a GPU when the cluster has them; else it takes a CPU (the model runs there).
         cls = ray.remote(EmbedWorker).options(num_gpus=1 if gpus else 0, num_cpus=cpus,
@@ -257,6 +308,35 @@ def _embed_actors(ray, ro: RayOptions, n: int, gpus: int) -> list:
         release_actors()  # one pool at a time: another model's actors would hold the GPUs
         _ACTORS[key] = [cls.remote(ro.load_embedder) for _ in range(n)]
     return _ACTORS[key]
+
+
+def _embed_pool(ray, ro: RayOptions, n: int, gpus: int) -> tuple[list, list[str]]:
+    """The embed actors and each one's model id. A kept pool with an actor that died for good
+    (its restarts spent, or killed) is dropped from _ACTORS and replaced, once."""
+    while True:
+        kept = _pool_key(ray, ro, n, gpus) in _ACTORS
+        actors = _embed_actors(ray, ro, n, gpus)
+        try:
+            return actors, ray.get([actor.model_id.remote() for actor in actors])
+        except ray.exceptions.RayActorError as err:
+            _forget_pool(ray, actors)
+            if kept:
+                continue  # a new pool now
+            # The traceback Ray carries ends with the loader's own error, which names its fix.
+            lines = [line for line in str(err).strip().splitlines() if line.strip()]
+            raise EmbedActorError(f"the embed actors could not load the model: {lines[-1] if lines else err}") from None
+
+
+def _forget_pool(ray, actors: list) -> None:
+    """Drop `actors` from _ACTORS and end them: the next run makes a new pool."""
+    for key, pool in list(_ACTORS.items()):
+        if pool is actors:
+            del _ACTORS[key]
+    for actor in actors:
+        try:
+            ray.kill(actor)
+        except Exception:  # gone already
+            pass
 
 
 def release_actors() -> None:
