@@ -3,7 +3,6 @@ the index directory, and a running query's version survives a writer's cleanup."
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest

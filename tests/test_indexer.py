@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,6 @@ import pytest
 
 from avsearch import Index
 from avsearch.errors import IndexLockedError
-from avsearch.store import FileCommit
 
 
 def clip_set(index: Index) -> list[tuple]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avsearch import Index, Query, View
+from avsearch import Query, View
 from avsearch.store import AnnConfig, FileCommit, IndexMeta, Store
 from avsearch.store.ann import AnnIndex
 from avsearch.store.store import ANN_DIR

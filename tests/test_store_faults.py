@@ -7,8 +7,6 @@ monkeypatched step of Tables.commit raising, or a real SIGKILL of a child proces
 from __future__ import annotations
 
 import errno
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avsearch.errors import DiskFullError, IndexDamagedError, IndexLockedError, IndexNotFoundError, IndexReadOnlyError
+from avsearch.errors import DiskFullError, IndexLockedError, IndexNotFoundError, IndexReadOnlyError
 from avsearch.store import FileCommit, IndexMeta, Store
 from avsearch.store.tables import Tables
 
