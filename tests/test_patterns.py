@@ -65,13 +65,23 @@ def names(index: Index, lib: Path) -> list[str]:
     return sorted(Path(r["path"]).relative_to(lib).as_posix() for r in index.store.file_rows())
 
 
-def test_patterns_are_stored_reused_by_the_next_run_cleared_and_prune_what_they_exclude(tmp_path, sound, tiny_embedder):
-    lib = tmp_path / "lib"
-    for i, rel in enumerate(("keep.wav", "drafts/x.wav")):
+def library(lib: Path, *rels: str) -> Path:
+    """A folder of one-second sounds, each of other content (no two are copies)."""
+    for i, rel in enumerate(rels):
         (lib / rel).parent.mkdir(parents=True, exist_ok=True)
         write_audio(lib / rel, duration_s=1.0, tone_hz=300.0 + 100 * i)
-    index = Index.open(tmp_path / "idx", model="tiny", create=True)
-    index._embedder = tiny_embedder
+    return lib
+
+
+def opened(path: Path, embedder, **kw) -> Index:
+    index = Index.open(path, model="tiny", **kw)
+    index._embedder = embedder  # the session's tiny model: no load per test
+    return index
+
+
+def test_patterns_are_stored_reused_by_the_next_run_cleared_and_prune_what_they_exclude(tmp_path, sound, tiny_embedder):
+    lib = library(tmp_path / "lib", "keep.wav", "drafts/x.wav")
+    index = opened(tmp_path / "idx", tiny_embedder, create=True)
     index.add([lib], exclude=["drafts/*"])
     assert names(index, lib) == ["keep.wav"]
     stored = json.loads((tmp_path / "idx" / "avsearch.json").read_text())["patterns"]
@@ -79,8 +89,7 @@ def test_patterns_are_stored_reused_by_the_next_run_cleared_and_prune_what_they_
     assert index.stats()["patterns"] == stored
 
     write_audio(lib / "drafts" / "y.wav", duration_s=1.0, tone_hz=700.0)
-    again = Index.open(tmp_path / "idx")  # a later run, no patterns given: the stored ones apply
-    again._embedder = tiny_embedder
+    again = opened(tmp_path / "idx", tiny_embedder)  # a later run, no patterns given: the stored ones apply
     assert again.path_patterns() == stored
     assert again.add([lib]).plan_counts["new"] == 0 and names(again, lib) == ["keep.wav"]
 
@@ -96,12 +105,8 @@ def test_patterns_are_stored_reused_by_the_next_run_cleared_and_prune_what_they_
 def test_stored_patterns_read_paths_from_the_folder_they_were_given_for(tmp_path, sound, tiny_embedder):
     """A later run on a subfolder neither prunes the files the patterns took nor skips new ones
     (relative to the subfolder, `interviews/*` would match nothing)."""
-    lib = tmp_path / "lib"
-    for i, rel in enumerate(("interviews/a.wav", "b-roll/b.wav")):
-        (lib / rel).parent.mkdir(parents=True, exist_ok=True)
-        write_audio(lib / rel, duration_s=1.0, tone_hz=300.0 + 100 * i)
-    index = Index.open(tmp_path / "idx", model="tiny", create=True)
-    index._embedder = tiny_embedder
+    lib = library(tmp_path / "lib", "interviews/a.wav", "b-roll/b.wav")
+    index = opened(tmp_path / "idx", tiny_embedder, create=True)
     index.add([lib], include=["interviews/*"])
     assert names(index, lib) == ["interviews/a.wav"]
     write_audio(lib / "interviews" / "c.wav", duration_s=1.0, tone_hz=700.0)
@@ -122,15 +127,10 @@ def test_stored_patterns_read_paths_from_the_folder_they_were_given_for(tmp_path
 
 
 def test_a_long_lived_index_applies_the_patterns_another_process_stored(tmp_path, sound, tiny_embedder):
-    lib = tmp_path / "lib"
-    for i, rel in enumerate(("keep.wav", "drafts/x.wav")):
-        (lib / rel).parent.mkdir(parents=True, exist_ok=True)
-        write_audio(lib / rel, duration_s=1.0, tone_hz=300.0 + 100 * i)
-    service = Index.open(tmp_path / "idx", model="tiny", create=True)
-    service._embedder = tiny_embedder
+    lib = library(tmp_path / "lib", "keep.wav", "drafts/x.wav")
+    service = opened(tmp_path / "idx", tiny_embedder, create=True)
     service.add([lib / "keep.wav"])  # the index exists, with no patterns, and stays open (as `serve` keeps it)
-    cli = Index.open(tmp_path / "idx")
-    cli._embedder = tiny_embedder
+    cli = opened(tmp_path / "idx", tiny_embedder)
     cli.add([lib], exclude=["drafts/*"])
     service.add([lib])  # must neither index drafts/ nor erase the exclude
     assert names(service, lib) == ["keep.wav"]
