@@ -79,23 +79,14 @@ def test_ray_gives_the_local_pipelines_clip_ids_and_vectors(tmp_path, indexed_te
     assert again.clips_added == 0 and again.plan_counts["new"] == 0 and again.unchanged == 6
 
 
-def test_a_decode_worker_killed_mid_file_is_retried_and_the_run_completes(tmp_path, small_lib, small_reference,
-                                                                          ray_cluster):
+@pytest.mark.parametrize("fault, who", [("decode-once", "decode worker"), ("embed-once", "embed actor")])
+def test_a_decode_worker_or_embed_actor_killed_mid_file_is_retried_and_the_run_completes(
+        tmp_path, small_lib, small_reference, ray_cluster, fault, who):
     _, faults = ray_cluster
-    (faults / "decode-once").write_text("long-clip")
+    (faults / fault).write_text("long-clip")
     index = Index.open(tmp_path / "idx", model="tiny", create=True, settings=SMALL)
     report = index.add([small_lib], engine="ray", ray_settings=RAY_SMALL)
-    assert not (faults / "decode-once").exists(), "no decode worker died: the fault was never made"
-    assert len(report.indexed) == 2 and not report.failed
-    assert_same_index(small_reference, index)
-
-
-def test_an_embed_actor_killed_is_restarted_and_the_run_completes(tmp_path, small_lib, small_reference, ray_cluster):
-    _, faults = ray_cluster
-    (faults / "embed-once").write_text("long-clip")
-    index = Index.open(tmp_path / "idx", model="tiny", create=True, settings=SMALL)
-    report = index.add([small_lib], engine="ray", ray_settings=RAY_SMALL)
-    assert not (faults / "embed-once").exists(), "no embed actor died: the fault was never made"
+    assert not (faults / fault).exists(), f"no {who} died: the fault was never made"
     assert len(report.indexed) == 2 and not report.failed
     assert_same_index(small_reference, index)
 
