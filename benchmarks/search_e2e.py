@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,8 +53,10 @@ DUP_COS = 0.999
 
 # -- data --------------------------------------------------------------------------------------
 
-def hard_data(n, d, seed):
-    """(vectors float32 (n, d) unit, queries {"in", "cross"} of shape (nq, d)) — see the module doc."""
+def hard_data(n, d, seed, out=None, fill=True):
+    """(vectors (n, d) unit, centers, basis, offset, sample) — see the module doc. The vectors are
+    written into `out` when given (a float16 memory map at large n: 1M x 3584 float32 would take 14 GB
+    of this machine's 23), and not made at all with fill=False (an earlier run's file is reused)."""
     centers, basis, offset = _generator(seed, n, d)
     rng = np.random.default_rng([seed, d, 7])
     weights = rng.pareto(1.1, len(centers)) + 0.05  # uneven cluster sizes
@@ -67,7 +70,9 @@ def hard_data(n, d, seed):
         x = centers[cl] + low + iso
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
-    x = np.empty((n, d), np.float32)
+    x = np.empty((n, d), np.float32) if out is None else out
+    if not fill:
+        return x, centers, basis, offset, sample
     for start in range(0, n, 65_536):
         x[start : start + 65_536] = sample(min(65_536, n - start), np.random.default_rng([seed, d, 8, start]))
     # near-duplicate groups: every 20th file's clips are one clip plus a little noise
@@ -75,9 +80,42 @@ def hard_data(n, d, seed):
     for g in range(int(n * DUP_SHARE) // GROUP):
         s = (g * int(1 / DUP_SHARE)) * GROUP
         jitter = rng.standard_normal((GROUP, d), dtype=np.float32) * (spread / math.sqrt(2 * d))
-        x[s : s + GROUP] = x[s] + jitter
-        x[s : s + GROUP] /= np.linalg.norm(x[s : s + GROUP], axis=1, keepdims=True)
+        group = np.asarray(x[s], np.float32) + jitter
+        x[s : s + GROUP] = group / np.linalg.norm(group, axis=1, keepdims=True)
     return x, centers, basis, offset, sample
+
+
+def data_on_disk(path: Path, n, d, seed, log):
+    """hard_data in a float16 .npy memory map at `path`, generated once and reused by later runs
+    (a `.done` file beside it says the generation finished)."""
+    done = path.with_suffix(".done")
+    if done.is_file():
+        x = np.load(path, mmap_mode="r")
+        if x.shape != (n, d):
+            raise SystemExit(f"{path} holds {x.shape}, not {(n, d)}: remove it or pass another --data-file")
+        log(f"data: reusing {path}")
+        return hard_data(n, d, seed, out=x, fill=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, d))
+    got = hard_data(n, d, seed, out=x)
+    x.flush()
+    done.write_text("ok")
+    return got
+
+
+def exact_top_k(x, queries, k, block=65_536):
+    """(scores, ids) of the exact top k of every query, reading x block by block (float16 rows
+    converted per block): the ground truth where x does not fit in RAM as float32."""
+    best_s = np.full((len(queries), k), -np.inf, np.float32)
+    best_i = np.full((len(queries), k), -1, np.int64)
+    for start in range(0, len(x), block):
+        scores = queries @ np.asarray(x[start : start + block], np.float32).T
+        s = np.concatenate([best_s, scores], axis=1)
+        i = np.concatenate([best_i, np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)], axis=1)
+        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
+    order = np.argsort(-best_s, axis=1)
+    return np.take_along_axis(best_s, order, 1), np.take_along_axis(best_i, order, 1)
 
 
 def make_queries(sample, offset, nq, seed, d):
@@ -110,11 +148,30 @@ def build_index(directory: Path, x: np.ndarray, log):
             commits.append(FileCommit(row, rows, x[f * GROUP : (f + 1) * GROUP], replace_clips=False))
         store.commit(commits)
     write_s = time.perf_counter() - t0
+    del store
+    # In a process of its own, so its peak RSS is the build's (issue 14, item 4: the streamed ANN
+    # build's memory at the largest N this machine holds), not this process's data.
+    done = subprocess.run([sys.executable, __file__, "--finish-writes", str(directory)], check=True,
+                          capture_output=True, text=True)
+    finish = json.loads(done.stdout.strip().splitlines()[-1])
+    log(f"  avsearch index: tables written in {write_s:.0f}s, finish_writes (compact + ANN) "
+        f"{finish['finish_writes_s']:.0f}s, peak RSS {finish['finish_writes_peak_rss_mb']:.0f} MB")
+    return {"table_write_s": write_s, **finish}
+
+
+def finish_writes_alone(directory: Path) -> None:
+    """What `avsearch index` does after its last commit (compaction, ANN build, save), timed, with
+    this process's peak RSS: printed as one JSON line."""
+    import resource
+
+    from avsearch.store import Store
+
+    store = Store.open(directory)
     t0 = time.perf_counter()
     store.finish_writes()
-    finish_s = time.perf_counter() - t0
-    log(f"  avsearch index: tables written in {write_s:.0f}s, finish_writes (compact + ANN) {finish_s:.0f}s")
-    return {"table_write_s": write_s, "finish_writes_s": finish_s, "ann": store.ann_state()}
+    print(json.dumps({"finish_writes_s": time.perf_counter() - t0,
+                      "finish_writes_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "ann": store.ann_state()}, default=float))
 
 
 # -- the other systems -------------------------------------------------------------------------
@@ -301,7 +358,7 @@ def omp_check(args, log):
     out = Path(args.out)
     result = json.loads(out.read_text())
     faiss.omp_set_num_threads(os.cpu_count())
-    _, _, _, offset, sample = hard_data(args.n, args.dim, args.seed)
+    _, _, _, offset, sample = hard_data(args.n, args.dim, args.seed, fill=False)
     q = make_queries(sample, offset, args.queries, args.seed, args.dim)["in"]
     index = Index.open(Path(args.work_dir) / "index")
     few = ann_mod._FEW_QUERIES
@@ -339,7 +396,15 @@ def main(argv=None):
     p.add_argument("--ours-only", action="store_true", help="skip LanceDB and HNSW (ours and exact flat only)")
     p.add_argument("--omp-check", action="store_true",
                    help="only: re-time Index.search on the index an earlier run built, with faiss's OpenMP team")
+    p.add_argument("--data-file", default=None,
+                   help="keep the vectors in this float16 .npy memory map (made once, reused), for N that do not "
+                        "fit in RAM as float32; implies --ours-only, and exact search is run for the ground truth only")
+    p.add_argument("--finish-writes", default=None, help=argparse.SUPPRESS)  # the build's child process
     args = p.parse_args(argv)
+    if args.finish_writes:
+        return finish_writes_alone(Path(args.finish_writes))
+    if args.data_file:
+        args.ours_only = True
     if args.omp_check:
         return omp_check(args, lambda m: print(m, flush=True))
     work = Path(args.work_dir)
@@ -361,15 +426,25 @@ def main(argv=None):
 
     n, d = args.n, args.dim
     t0 = time.perf_counter()
-    x, centers, basis, offset, sample = hard_data(n, d, args.seed)
+    if args.data_file:
+        x, centers, basis, offset, sample = data_on_disk(Path(args.data_file), n, d, args.seed, log)
+        result["data"]["stored_as"] = "float16 memory map (the generator's float32 rows rounded)"
+    else:
+        x, centers, basis, offset, sample = hard_data(n, d, args.seed)
     qsets = make_queries(sample, offset, args.queries, args.seed, d)
-    g = x[:GROUP]
+    g = np.asarray(x[:GROUP], np.float32)
     result["data"]["measured_within_group_cos"] = float((g @ g.T)[np.triu_indices(GROUP, 1)].mean())
     log(f"data {n}x{d} in {time.perf_counter() - t0:.0f}s")
 
-    flat = faiss.IndexFlatIP(d)
-    flat.add(x)
-    truth = {s: flat.search(q, K) for s, q in qsets.items()}
+    t0 = time.perf_counter()
+    if args.data_file:
+        flat = None  # 14 GB as float32: exact search only for the ground truth, block by block
+        truth = {s: exact_top_k(x, q, K) for s, q in qsets.items()}
+        result["exact_ground_truth_s"] = time.perf_counter() - t0
+    else:
+        flat = faiss.IndexFlatIP(d)
+        flat.add(x)
+        truth = {s: flat.search(q, K) for s, q in qsets.items()}
 
     from avsearch import Index
 
@@ -447,7 +522,9 @@ def main(argv=None):
     log(f"  merging work: {json.dumps(result['merging_work'])}")
     save()
     systems = {"avsearch": ours, "avsearch_merging": lambda q: index.search(q, k=K),  # default: merges adjacent clips
-               "avsearch_merging_fixed_4k": merging_fixed, "exact_flat": lambda q: flat.search(q[None], K)}
+               "avsearch_merging_fixed_4k": merging_fixed}
+    if flat is not None:
+        systems["exact_flat"] = lambda q: flat.search(q[None], K)
     if others:
         systems |= {"lancedb_ivf_pq": lance_fn, "faiss_hnsw32": lambda q: hnsw.search(q[None], K)}
     for s, q in qsets.items():
@@ -460,13 +537,16 @@ def main(argv=None):
         for s, q in qsets.items():
             result["systems"][name][f"recall_at_10_{s}"] = recall([fn(v) for v in q], truth[s])
     for name, idx in (("faiss_hnsw32", hnsw), ("exact_flat", flat)) if others else (("exact_flat", flat),):
+        if idx is None:
+            continue
         for s, q in qsets.items():
             result["systems"].setdefault(name, {})[f"recall_at_10_{s}"] = recall(idx.search(q, K)[1], truth[s])
     allq = np.concatenate(list(qsets.values()))
     batched = {
         "avsearch": lambda: store.clip_meta_by_row_ids(store.search(allq, K)[1].ravel()),
-        "exact_flat": lambda: flat.search(allq, K),
     }
+    if flat is not None:
+        batched["exact_flat"] = lambda: flat.search(allq, K)
     if others:
         batched |= {"faiss_hnsw32": lambda: hnsw.search(allq, K), "lancedb_ivf_pq": lambda: [lance_fn(v) for v in allq]}
     for name, fn in batched.items():
@@ -477,7 +557,8 @@ def main(argv=None):
     if others:
         result["systems"]["lancedb_ivf_pq"]["qps_batched_path"] = "one query after another (no multi-vector query)"
         result["systems"]["lancedb_ivf_pq"]["bytes_per_vector"] = result["systems"]["lancedb_ivf_pq"]["index_bytes_per_vector"]
-    result["systems"]["exact_flat"]["bytes_per_vector"] = 4 * d
+    if flat is not None:
+        result["systems"]["exact_flat"]["bytes_per_vector"] = 4 * d
     for name, v in result["systems"].items():
         v.setdefault("n", n)
         v.setdefault("dim", d)
