@@ -238,14 +238,17 @@ def interleaved_latencies(systems: dict, queries: np.ndarray, warm: int = 3):
 
 
 def rescore_fetch_costs(store, n, reps=50, pool=256):
-    """What one query's re-score costs to read its candidates' vectors three ways (item 1)."""
+    """What one query's re-score costs to read its candidates' vectors three ways (item 1), and to
+    read and score them from the float16 file (what a search does since the scoring moved to faiss)."""
     from avsearch.store.schema import sql_in
 
     ann = store._ann
     rng = np.random.default_rng(0)
+    query = np.random.default_rng(1).standard_normal(ann.dim).astype(np.float32)
     out = {"pool": pool, "reps": reps}
     ways = {
         "rescore_file_f16_mmap": lambda ids: ann.rescore.get(ids),
+        "rescore_file_f16_scored_by_faiss": lambda ids: ann.rescore.inner_products(ids, query),
         "lance_take_by_row_address": lambda ids: store.tables.vectors_by_row_ids(ids),
         "lance_row_id_IN_scan": lambda ids: store.tables._scan(store.tables.clips, ["row_id", "vector"],
                                                                sql_in("row_id", ids.tolist())),
@@ -314,6 +317,7 @@ def merging_work(index, ann, qsets, policies):
     store, out = index.store, {}
     counts = {"searches": 0, "scans": 0, "rescored": 0}
     real_search, real_get, real_scan = store.search, ann.rescore.get, ann._scan
+    real_products = ann.rescore.inner_products
 
     def counted_search(*a, **kw):
         counts["searches"] += 1
@@ -323,11 +327,16 @@ def merging_work(index, ann, qsets, policies):
         counts["rescored"] += len(ids)
         return real_get(ids)
 
+    def counted_products(ids, query):
+        counts["rescored"] += len(ids)
+        return real_products(ids, query)
+
     def counted_scan(*a, **kw):
         counts["scans"] += 1
         return real_scan(*a, **kw)
 
     store.search, ann.rescore.get, ann._scan = counted_search, counted_get, counted_scan
+    ann.rescore.inner_products = counted_products
     try:
         for name, fn in policies.items():
             row = {}
@@ -345,6 +354,7 @@ def merging_work(index, ann, qsets, policies):
             out[name] = row
     finally:
         del store.search, ann.rescore.get, ann._scan  # the instance attributes: the class methods again
+        del ann.rescore.inner_products
     return out
 
 

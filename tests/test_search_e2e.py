@@ -188,6 +188,37 @@ def test_the_rescoring_file_is_extended_on_save_and_rewritten_once_removals_pile
     assert np.array_equal(c.get(ids[150:]), x[150:].astype(np.float16).astype(np.float32))
 
 
+def test_inner_products_score_the_float16_rows_as_get_then_a_float32_dot_does(tmp_path, one_faiss_thread):
+    rng = np.random.default_rng(3)
+    dim = 96  # not a multiple of faiss's SIMD width: the remainder is scored too
+    x = rng.standard_normal((120, dim)).astype(np.float32)
+    ids = np.arange(120) * 5 + 1
+    saved = RescoreVectors(dim)
+    saved.add(x[:80], ids[:80])
+    saved.save(_mkdir(tmp_path / "a"))
+    both = RescoreVectors.load(tmp_path / "a", dim)
+    both.add(x[80:], ids[80:])  # rows of the saved map and rows added since, asked for interleaved
+    ask = np.concatenate([ids[::-3], [999_999], ids[85:90]])  # unsorted, one id not held
+    query = rng.standard_normal(dim).astype(np.float32)
+    got = both.inner_products(ask, query)
+    want = both.get(ask).astype(np.float64) @ query
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert got[len(ids[::-3])] == 0  # the id not held scores 0, as its zero vector from get() does
+    assert len(both.inner_products(np.zeros(0, np.int64), query)) == 0
+
+
+def test_the_index_own_rescore_ranks_as_the_float32_fetch_path(tmp_path, one_faiss_thread):
+    config = AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, nlist=16)
+    store, _ = _store_with_files(tmp_path / "s", 6, 200, 32, config)
+    store.finish_writes()
+    ann = store.ensure_ann(save=False)
+    queries = _unit(np.random.default_rng(5).standard_normal((20, 32)).astype(np.float32))
+    own_s, own_i = ann.search(queries, 10)
+    ref_s, ref_i = ann.search(queries, 10, fetch_vectors=ann.rescore.get)
+    assert np.array_equal(own_i, ref_i)
+    np.testing.assert_allclose(own_s, ref_s, rtol=1e-5, atol=1e-6)
+
+
 def _mkdir(path):
     path.mkdir()
     return path

@@ -218,6 +218,11 @@ class AnnIndex:
         fetch = fetch_vectors
         if fetch is None and self.rescore is not None:
             fetch = self.rescore.get
+        if fetch_vectors is None and self.rescore is not None:
+            score = self.rescore.inner_products  # from the float16 rows as stored
+        else:
+            def score(ids, query):
+                return _exact_scores(fetch(ids), query)
         if allowed_ids is not None:
             allowed_ids = np.asarray(allowed_ids, dtype=np.int64)
             if fetch is not None and len(allowed_ids) <= max(_SMALL_SUBSET, k):
@@ -237,9 +242,9 @@ class AnnIndex:
             scores, cand = self._scan(probe, pool, allowed_ids)
         if fetch is None:
             return scores[:, :k], cand[:, :k]
-        return self._rescore_growing(queries, k, pool, scores, cand, fetch, allowed_ids, probe)
+        return self._rescore_growing(queries, k, pool, scores, cand, score, allowed_ids, probe)
 
-    def _rescore_growing(self, queries, k, pool, scores, cand, fetch, allowed_ids, probe):
+    def _rescore_growing(self, queries, k, pool, scores, cand, score, allowed_ids, probe):
         """Exact top k of each query's candidates, growing a query's pool (x2, up to
         max_candidates) while an unseen candidate could still beat its k-th exact score.
 
@@ -267,7 +272,7 @@ class AnnIndex:
                     continue
                 # A grown pool holds the smaller one: only its new candidates are fetched and scored.
                 known = scored.setdefault(int(row), _ScoredCandidates())
-                exact = known.scores(ids, lambda new: _exact_scores(fetch(new), queries[row]))
+                exact = known.scores(ids, lambda new: score(new, queries[row]))
                 order = np.argsort(-exact, kind="stable")[:k]
                 out_s[row, : len(order)] = exact[order]
                 out_i[row, : len(order)] = ids[order]
