@@ -9,7 +9,7 @@ import numpy as np
 
 from avsearch.media import DecodeOptions
 from avsearch.models.base import Embedder
-from avsearch.store import Store
+from avsearch.store import SearchState, Store
 from avsearch.types import Hit, Query, View
 from avsearch.retriever.encode import query_vector
 from avsearch.retriever.filters import clip_filter
@@ -50,9 +50,10 @@ def search(query: Query, store: Store, get_embedder: Callable[[], Embedder], opt
     # 6.5 ms cross-modal).
     extras = options.merge_adjacent or options.per_file is not None
     n = max(k * (options.candidate_factor if extras else 1), options.rerank_top if query.instruction else 0)
+    state = SearchState()  # a second ANN search continues the first (same lists, scans, scores)
     while True:
         asked = n + (1 if exclude else 0)
-        hits, found, fingerprints = _candidates(qvec, asked, allowed, exclude, store)
+        hits, found, fingerprints = _candidates(qvec, asked, allowed, exclude, store, state)
         left = len(_after_ranking(hits, options))
         # Enough hits, every candidate seen, or none further down could pass min_score. Hits fused
         # or dropped only depend on which candidates are there, not on their order, so the count
@@ -72,10 +73,10 @@ def search(query: Query, store: Store, get_embedder: Callable[[], Embedder], opt
     return SearchResult(with_duplicates(hits, fingerprints, store), found, stats)
 
 
-def _candidates(qvec, n, allowed, exclude, store) -> tuple[list[Hit], int, dict[str, str]]:
+def _candidates(qvec, n, allowed, exclude, store, state) -> tuple[list[Hit], int, dict[str, str]]:
     """The n best clips by exact score as hits, best first (the query's own clip left out), how
     many the ANN search found, and the content fingerprint of each hit's file by path."""
-    scores, ids = store.search(qvec[None, :], n, allowed_ids=allowed)
+    scores, ids = store.search(qvec[None, :], n, allowed_ids=allowed, state=state)
     pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
     meta = store.clip_meta_by_row_ids([i for _, i in pairs])
     hits = [

@@ -12,7 +12,7 @@ import pytest
 
 from avsearch import Index, Query
 from avsearch.errors import QueryError
-from avsearch.store import AnnConfig, FileCommit, IndexMeta, Store
+from avsearch.store import AnnConfig, FileCommit, IndexMeta, SearchState, Store
 from avsearch.store.ann import AnnIndex
 from avsearch.store.rescore_vectors import DATA_FILE, RescoreVectors
 from avsearch.store.store import ANN_DIR
@@ -86,6 +86,75 @@ def test_a_growing_pool_fetches_each_candidate_once_and_ranks_as_a_full_rescore_
         full = np.argsort(-(x[pool] @ q), kind="stable")[:10]
         assert set(ids[0].tolist()) == set(pool[full].tolist())
         np.testing.assert_allclose(scores[0], np.sort(x[ids[0]] @ q)[::-1], rtol=1e-6)
+
+
+def _counting(ann, monkeypatch):
+    """Counts of the ANN index's list choices (probes), PQ scans and vectors re-scored."""
+    counts = {"probes": 0, "scans": 0, "rescored": 0}
+    real_probe, real_scan, real_score = ann._probe, ann._scan, ann.rescore.inner_products
+
+    def probe(*a):
+        counts["probes"] += 1
+        return real_probe(*a)
+
+    def scan(*a):
+        counts["scans"] += 1
+        return real_scan(*a)
+
+    def score(ids, query):
+        counts["rescored"] += len(ids)
+        return real_score(ids, query)
+
+    monkeypatch.setattr(ann, "_probe", probe)
+    monkeypatch.setattr(ann, "_scan", scan)
+    monkeypatch.setattr(ann.rescore, "inner_products", score)
+    return counts
+
+
+def _crowded_index():
+    x, queries = _crowded(seed=1)
+    config = AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, nlist=8, nprobe=8, min_candidates=0,
+                       refine_factor=2, max_candidates=640)  # a pool of 20 that must grow for these queries
+    ann = AnnIndex.build(x, np.arange(len(x)), config)
+    return ann, x, queries
+
+
+def test_a_growing_pool_scans_the_lists_at_most_twice(one_faiss_thread, monkeypatch):
+    ann, x, queries = _crowded_index()
+    counts = _counting(ann, monkeypatch)
+    for q in queries:
+        counts.update(scans=0, rescored=0)
+        scores, ids = ann.search(q[None, :], 10)
+        assert counts["rescored"] > 40, "the pool did not grow twice: the test checks nothing"
+        # the first scan, then one at max_candidates that every later pool size is cut from
+        # (rescanning at each doubling took a scan per step: 20 -> 40 -> 80 ... 4 or more)
+        assert counts["scans"] <= 2
+        # the same exact top 10 as scoring every candidate of the final pool at once
+        pool = ann._scan(ann._probe(q[None, :], 8), counts["rescored"], None)[1][0]
+        full = np.argsort(-(x[pool] @ q), kind="stable")[:10]
+        assert set(ids[0].tolist()) == set(pool[full].tolist())
+
+
+def test_asking_again_for_more_continues_the_first_search(one_faiss_thread, monkeypatch):
+    ann, x, queries = _crowded_index()
+    q = queries[0][None, :]
+    fresh = ann.search(q, 40)  # what a search for 40 finds on its own
+    counts = _counting(ann, monkeypatch)
+    state = SearchState()
+    ann.search(q, 10, state=state)
+    first = dict(counts)
+    scores, ids = ann.search(q, 40, state=state)
+    assert counts["probes"] == first["probes"] == 1  # the lists were chosen once
+    # nothing scored in the first search is scored again: the second only adds candidates
+    assert counts["rescored"] - first["rescored"] < counts["rescored"]
+    assert counts["rescored"] <= 640  # at most the deepest pool, each candidate once
+    assert np.array_equal(ids, fresh[1]) and np.allclose(scores, fresh[0])
+    # another query, or the index changed, with the same state: searched afresh
+    other = ann.search(queries[1][None, :], 10, state=state)
+    assert np.array_equal(other[1], ann.search(queries[1][None, :], 10)[1])
+    ann.add(_unit(q + 1e-3).astype(np.float32), np.array([10**6]))
+    again = ann.search(q, 10, state=state)
+    assert again[1][0, 0] == 10**6
 
 
 def _store_with_files(path, files, clips_per_file, dim, config, seed=0):

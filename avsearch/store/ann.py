@@ -48,9 +48,10 @@ _BLAS_ASSIGN_ROWS = 2_048  # adding at least this many rows: list assignment thr
 # choosing lists, both microseconds of work (the ~24 ms p99 seen at 1024-d came from such waits).
 _FEW_QUERIES = 4
 # A candidate pool that may miss a neighbour doubles. With only the added candidates re-scored,
-# small steps cost one more PQ scan of lists already chosen and save re-scoring: 100k x 1024, the
-# merging path's cross-modal queries, x2 against x4: 431 against 574 vectors re-scored on average
-# (p99 2,048 against 4,096), 1.47 against 1.35 scans.
+# small steps save re-scoring: 100k x 1024, the merging path's cross-modal queries, x2 against x4:
+# 431 against 574 vectors re-scored on average (p99 2,048 against 4,096). The PQ scan behind a
+# grown pool is taken once, at max_candidates (`_ScanMemo`): a scan costs about the same at any k
+# (200k x 3584: 1.4 ms at k=256, 3.2 ms at 4,096), and rescanning at each doubling cost up to four.
 _POOL_GROWTH = 2
 _SMALL_SUBSET = 20_000  # an allowed set this small is scored exactly: cheaper than probing lists
 # Above this many (training point x sub-quantizer) k-means assignments per PQ pass, the build uses
@@ -203,18 +204,20 @@ class AnnIndex:
     # -- searching -------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int, *, allowed_ids: Optional[np.ndarray] = None,
-               fetch_vectors: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> tuple[np.ndarray, np.ndarray]:
+               fetch_vectors: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+               state: Optional["SearchState"] = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (q, k), best first, -1 ids where fewer than k exist.
 
         IVF-PQ candidates are re-scored exactly with `fetch_vectors(ids)` when given, else with the
-        index's own re-scoring vectors."""
+        index's own re-scoring vectors. `state`: the same queries' earlier search, continued
+        instead of repeated (asking again for a larger k)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if len(queries) <= _FEW_QUERIES:
             with _one_omp_thread():
-                return self._search_all(queries, k, allowed_ids, fetch_vectors)
-        return self._search_all(queries, k, allowed_ids, fetch_vectors)
+                return self._search_all(queries, k, allowed_ids, fetch_vectors, state)
+        return self._search_all(queries, k, allowed_ids, fetch_vectors, state)
 
-    def _search_all(self, queries, k, allowed_ids, fetch_vectors):
+    def _search_all(self, queries, k, allowed_ids, fetch_vectors, state=None):
         fetch = fetch_vectors
         if fetch is None and self.rescore is not None:
             fetch = self.rescore.get
@@ -234,17 +237,19 @@ class AnnIndex:
             return self._search_flat(queries, k, allowed_ids)
         nlist = self._ivf.nlist
         pool = self.config.candidates(k)
-        probe = self._probe(queries, self.config.choose_nprobe(nlist))
-        scores, cand = self._scan(probe, pool, allowed_ids)
-        if allowed_ids is not None and (cand[:, k - 1] < 0).any():
+        memo = (state or SearchState()).memo_for(self, queries, allowed_ids, fetch_vectors)
+        if memo.probe is None:
+            memo.probe = self._probe(queries, self.config.choose_nprobe(nlist))
+        scores, cand = memo.scan(np.arange(len(queries)), pool, pool)
+        if allowed_ids is not None and (cand[:, k - 1] < 0).any() and memo.probe[0].shape[1] < nlist:
             # Too few allowed vectors in the probed lists: probe them all.
-            probe = self._probe(queries, nlist)
-            scores, cand = self._scan(probe, pool, allowed_ids)
+            memo.probe, memo.scans = self._probe(queries, nlist), {}
+            scores, cand = memo.scan(np.arange(len(queries)), pool, pool)
         if fetch is None:
             return scores[:, :k], cand[:, :k]
-        return self._rescore_growing(queries, k, pool, scores, cand, score, allowed_ids, probe)
+        return self._rescore_growing(queries, k, pool, scores, cand, score, memo)
 
-    def _rescore_growing(self, queries, k, pool, scores, cand, score, allowed_ids, probe):
+    def _rescore_growing(self, queries, k, pool, scores, cand, score, memo: "_ScanMemo"):
         """Exact top k of each query's candidates, growing a query's pool (x2, up to
         max_candidates) while an unseen candidate could still beat its k-th exact score.
 
@@ -262,7 +267,7 @@ class AnnIndex:
         out_s = np.full((q, k), -np.inf, dtype=np.float32)
         out_i = np.full((q, k), -1, dtype=np.int64)
         rows = np.arange(q)
-        scored: dict[int, _ScoredCandidates] = {}
+        scored = memo.scored
         while True:
             again = []
             for j, row in enumerate(rows):
@@ -287,7 +292,7 @@ class AnnIndex:
                 return out_s, out_i
             pool = min(pool * _POOL_GROWTH, self.config.max_candidates)
             rows = np.asarray(again)
-            scores, cand = self._scan(tuple(a[rows] for a in probe), pool, allowed_ids)
+            scores, cand = memo.scan(rows, pool, self.config.max_candidates)
 
     def _search_flat(self, queries, k, allowed_ids):
         sel = faiss.IDSelectorBatch(allowed_ids) if allowed_ids is not None else None
@@ -462,6 +467,63 @@ def _train_ivfpq(vectors: np.ndarray, config: AnnConfig, n_total: Optional[int] 
     ivf.train(reduced)
     index.is_trained = True
     return index, coarse
+
+
+class SearchState:
+    """What a search of some queries has done so far (the lists chosen, the PQ scans, the exact
+    scores taken), for asking the same queries again with a larger k: the retriever does when
+    merging adjacent clips left fewer than k hits. Valid for one index, filter and re-scoring
+    source; a search with any of them changed starts afresh."""
+
+    def __init__(self):
+        self._memo: Optional[_ScanMemo] = None
+
+    def memo_for(self, ann: "AnnIndex", queries: np.ndarray, allowed_ids, fetch_vectors) -> "_ScanMemo":
+        memo = self._memo
+        if memo is None or not memo.serves(ann, queries, allowed_ids, fetch_vectors):
+            memo = self._memo = _ScanMemo(ann, queries, allowed_ids, fetch_vectors)
+        return memo
+
+
+class _ScanMemo:
+    """One search's probe, PQ scans and exact scores, by query row."""
+
+    def __init__(self, ann: "AnnIndex", queries: np.ndarray, allowed_ids, fetch_vectors):
+        self.ann, self.queries, self.allowed_ids, self.fetch_vectors = ann, queries, allowed_ids, fetch_vectors
+        self.ntotal = ann.ntotal  # an index updated in place since (appends, removals) is searched afresh
+        self.probe: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+        self.scans: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # row -> (PQ scores, ids), best first
+        self.scored: dict[int, _ScoredCandidates] = {}
+
+    def serves(self, ann, queries, allowed_ids, fetch_vectors) -> bool:
+        return (ann is self.ann and ann.ntotal == self.ntotal and fetch_vectors is self.fetch_vectors
+                and np.array_equal(queries, self.queries)
+                and (allowed_ids is None) == (self.allowed_ids is None)
+                and (allowed_ids is None or np.array_equal(allowed_ids, self.allowed_ids)))
+
+    def scan(self, rows: np.ndarray, pool: int, scan_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best `pool` PQ candidates of each of `rows`, from an earlier scan where one went
+        that deep (or saw every code of the probed lists); the others are scanned at
+        max(pool, scan_k)."""
+        todo = [r for r in rows if not self._covers(int(r), pool)]
+        if todo:
+            lists, reduced, base = self.probe
+            at = np.asarray(todo)
+            s, i = self.ann._scan((lists[at], reduced[at], base[at]), max(pool, scan_k), self.allowed_ids)
+            for j, r in enumerate(todo):
+                self.scans[int(r)] = (s[j], i[j])
+        scores = np.full((len(rows), pool), -np.inf, np.float32)
+        ids = np.full((len(rows), pool), -1, np.int64)
+        for j, r in enumerate(rows):
+            s, i = self.scans[int(r)]
+            scores[j, : min(pool, len(s))], ids[j, : min(pool, len(i))] = s[:pool], i[:pool]
+        return scores, ids
+
+    def _covers(self, row: int, pool: int) -> bool:
+        if row not in self.scans:
+            return False
+        ids = self.scans[row][1]
+        return len(ids) >= pool or (len(ids) and ids[-1] < 0)
 
 
 class _ScoredCandidates:

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from avsearch import preflight
 from avsearch.errors import AvsearchError, ModelMismatchError
-from avsearch.store.ann import IVFPQ_MIN_VECTORS, AnnConfig, AnnIndex, _exact_subset, training_rows
+from avsearch.store.ann import IVFPQ_MIN_VECTORS, AnnConfig, AnnIndex, SearchState, _exact_subset, training_rows
 from avsearch.store.faults import kind_of, store_faults
 from avsearch.store.lock import WriteLock
 from avsearch.store.lookup import find_sorted
@@ -270,9 +270,11 @@ class Store:
         return ids
 
     @_faults
-    def search(self, queries: np.ndarray, k: int, *, allowed_ids: Optional[np.ndarray] = None):
+    def search(self, queries: np.ndarray, k: int, *, allowed_ids: Optional[np.ndarray] = None,
+               state: Optional[SearchState] = None):
         """(scores, row_ids) of the k best clips per query, exact-rescored (with the ANN index's
-        own memory-mapped vectors: the table is not read on this path)."""
+        own memory-mapped vectors: the table is not read on this path). `state`: pass the same
+        one when asking the same queries again for more (see `SearchState`)."""
         ann = self.ensure_ann(save=False)
         if ann is None or k <= 0:
             q = len(queries)
@@ -284,7 +286,7 @@ class Store:
         if allowed_ids is not None and len(allowed_ids) == 0:
             q = len(queries)
             return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
-        return ann.search(np.asarray(queries, dtype=np.float32), k, allowed_ids=allowed_ids)
+        return ann.search(np.asarray(queries, dtype=np.float32), k, allowed_ids=allowed_ids, state=state)
 
     @_faults
     def gallery(self, view: str, paths: Optional[Sequence[str]] = None) -> np.ndarray:
