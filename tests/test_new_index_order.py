@@ -77,3 +77,33 @@ def test_a_new_index_reports_scanning_before_loading_the_model(tmp_path, loads):
     assert seen == ["scanning", "fingerprinting", "probing", "loading model", "embedding", "committing",
                     "building ANN index"]
     assert set(loads[0]) == {"scanning", "fingerprinting", "probing", "loading model"}
+
+
+@pytest.mark.parametrize("other_clip_s", [10.0, 1.0], ids=["same-settings", "other-settings"])
+def test_an_index_another_run_made_meanwhile_is_planned_again_with_its_settings(tmp_path, loads, monkeypatch,
+                                                                               other_clip_s):
+    """Between this run's scan and its model load another run created the index (with its own
+    settings) and indexed a.wav: this run plans again against it, embeds only b.wav, cut its way."""
+    from avsearch.store import IndexSettings
+
+    write_audio(tmp_path / "lib" / "a.wav", duration_s=3.0, seed=3)
+    write_audio(tmp_path / "lib" / "b.wav", duration_s=3.0, seed=4)
+    real_create = Index._create_store
+
+    def another_run_first(self, *args):
+        monkeypatch.setattr(Index, "_create_store", real_create)  # the other run creates it for real
+        other = Index.open(self.path, model="tiny", create=True, settings=IndexSettings(clip_s=other_clip_s))
+        other.add([tmp_path / "lib" / "a.wav"])
+        return real_create(self, *args)
+
+    monkeypatch.setattr(Index, "_create_store", another_run_first)
+    index, report = add_new(tmp_path, tmp_path / "lib", loads)
+    assert report.indexed == [str(tmp_path / "lib" / "b.wav")] and report.unchanged == 1
+    assert index.settings.clip_s == other_clip_s
+    starts = sorted({s for p, s, *_ in clip_set(index) if p.endswith("b.wav")})
+    assert starts == ([0.0] if other_clip_s == 10.0 else [0.0, 1.0, 2.0])  # 3 s cut in 10 s or 1 s clips
+
+
+def clip_set(index: Index) -> list[tuple]:
+    t = index.store.tables.clip_meta(columns=["path", "start_s"])
+    return list(zip(t.column("path").to_pylist(), t.column("start_s").to_pylist()))
