@@ -173,8 +173,9 @@ def run_index(
             report, plan, jobs, failed_rows = probed.report, probed.plan, probed.jobs, probed.failed_rows
             started -= probed.report.seconds  # the run's time includes the scan and the probes
         else:
-            found, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed, follow_symlinks=follow_symlinks,
-                                   patterns=patterns, reporter=reporter, confine_to=confine_to)
+            found, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed,
+                                   follow_symlinks=follow_symlinks, patterns=patterns, reporter=reporter,
+                                   confine_to=confine_to)
             _report_plan(report, found, plan)
 
             for move in plan.moved:
