@@ -107,3 +107,13 @@ def test_an_index_another_run_made_meanwhile_is_planned_again_with_its_settings(
 def clip_set(index: Index) -> list[tuple]:
     t = index.store.tables.clip_meta(columns=["path", "start_s"])
     return list(zip(t.column("path").to_pylist(), t.column("start_s").to_pylist()))
+
+
+def test_the_cli_says_no_media_was_found_and_no_index_made(tmp_path, loads, cli_in_process):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no media here")
+    loads.refuse = True
+    out = cli_in_process("index", tmp_path / "notes", "--index", tmp_path / "index", "--model", "tiny")
+    # not a table headed "Indexed into ..." for an index that does not exist
+    assert "No media found in" in out and "no index was made" in out and ".mp4" in out
+    assert "Indexed into" not in out and not (tmp_path / "index").exists()
