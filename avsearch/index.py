@@ -142,14 +142,15 @@ class Index:
 
     def plan(self, paths: Iterable[str | Path], *, prune: bool = True, retry_failed: bool = False,
              follow_symlinks: bool = True, include: Optional[Sequence[str]] = None,
-             exclude: Optional[Sequence[str]] = None):
+             exclude: Optional[Sequence[str]] = None, confine_to: Optional[Sequence[str | Path]] = None):
         """What `add` would do (new / changed / moved / duplicate / deleted / unchanged), changing
         nothing. Same arguments as `add`."""
         from avsearch.indexer import plan_run
 
         self._check_open()
         _, plan = plan_run(self._store, [str(p) for p in paths], prune=prune, retry_failed=retry_failed,
-                           follow_symlinks=follow_symlinks, patterns=self._patterns(include, exclude, paths))
+                           follow_symlinks=follow_symlinks, patterns=self._patterns(include, exclude, paths),
+                           confine_to=confine_to)
         return plan
 
     def path_patterns(self) -> dict:
@@ -170,7 +171,7 @@ class Index:
             commit_every_files: int = 8, partial_commit_s: float = 600.0, isolate: str = "suspect",
             follow_symlinks: bool = True, include: Optional[Sequence[str]] = None,
             exclude: Optional[Sequence[str]] = None, engine: str = "local", ray_address: Optional[str] = None,
-            ray_settings: Optional[dict] = None):
+            ray_settings: Optional[dict] = None, confine_to: Optional[Sequence[str | Path]] = None):
         """Index new and changed media under `paths`; re-point moved files; with `prune`, drop
         files under `paths` that are gone. Broken files are recorded as failed, never fatal. Files
         longer than `partial_commit_s` of media are committed in parts: an interrupted run keeps
@@ -187,6 +188,9 @@ class Index:
         False skips symlinks. include/exclude: glob patterns on the path relative to the indexed
         folder or on the file name (`["*.mp4"]`, `["drafts/*", "*.part"]`); they are stored with
         the index and later runs given None reuse them; `[]` (or `[""]`) clears that kind.
+        confine_to: folders a followed symlink must lead into (None: anywhere); the others are
+        not read and are listed in the report's `skipped` (`avsearch serve` passes its roots).
+        A new index is made only once there is something to record in it (the model loads then).
 
         `engine="ray"` decodes and embeds on Ray (the extra `avsearch[ray]`): without
         `ray_address` a local Ray instance on every CPU and GPU of this machine, with one ("auto",
@@ -194,7 +198,7 @@ class Index:
         avsearch.indexer.distributed.RayOptions (chunk_s, embed_actors, ...). Returns an IndexReport."""
         from avsearch.indexer import PipelineOptions, run_index
         from avsearch.indexer.report import PhaseReporter
-        from avsearch.indexer.run import load_model
+        from avsearch.indexer.run import load_model, prepare_new_index
 
         check_choice("engine", engine, ("local", "ray"))
         if engine == "ray":
@@ -210,29 +214,49 @@ class Index:
         def get_embedder():
             return self._embedder if self._embedder is not None else load_model(self.embedder, reporter)
 
+        def pipeline_options():
+            s = self._settings
+            return PipelineOptions(
+                clip_s=s.clip_s, min_last_s=s.min_last_s, views=tuple(s.views),
+                decode=self._decode_options(), decode_workers=decode_workers, max_batch_tokens=max_batch_tokens,
+                commit_every_files=commit_every_files, partial_commit_s=partial_commit_s, isolate=isolate,
+            )
+
+        options = pipeline_options()
+        patterns = self._patterns(include, exclude, paths)
+        probed = None
         if self._store is None:
-            # A new index records its model's id and dimension: the model loads before the scan.
-            # On Ray the embed actors hold the model: the driver loads it on the CPU only for these
-            # and lets it go, leaving the GPUs (and their memory) to the actors.
-            embedder = (get_embedder() if engine != "ray" or self._embedder is not None
-                        else load_model(self._model_on_cpu, reporter))
-            self.path.mkdir(parents=True, exist_ok=True)
-            meta = IndexMeta(embedder.model_id, embedder.source, embedder.dim, self._settings)
-            self._store = Store.create(self.path, meta, ann_config=self._ann_config)
-            # Another run may have created the index since open(): then it is that one's.
-            self._store.check_model(embedder.model_id)
-            self._settings = self._store.meta.settings
-            del embedder  # on Ray, the only reference to the driver's copy of the model
-        s = self._settings
-        options = PipelineOptions(
-            clip_s=s.clip_s, min_last_s=s.min_last_s, views=tuple(s.views),
-            decode=self._decode_options(), decode_workers=decode_workers, max_batch_tokens=max_batch_tokens,
-            commit_every_files=commit_every_files, partial_commit_s=partial_commit_s, isolate=isolate,
-        )
+            # A new index: scan and probe first (every check that needs no model), then load the
+            # model, whose id and dimension create the index, only if there is anything to record.
+            probed = prepare_new_index(paths, options, reporter=reporter, follow_symlinks=follow_symlinks,
+                                       patterns=patterns, confine_to=confine_to)
+            if probed.nothing_to_record:
+                return probed.report  # no index is made: it would hold nothing, not even its model
+            asked = self._settings
+            self._create_store(engine, reporter, get_embedder)
+            patterns = self._patterns(include, exclude, paths)  # with any another run stored meanwhile
+            if self._settings != asked:  # another run created it meanwhile, its own way: plan again
+                options, probed = pipeline_options(), None
         ray = self._ray_options(ray_address, ray_settings or {}) if engine == "ray" else None
         return run_index(self._store, paths, get_embedder, options, prune=prune,
                          retry_failed=retry_failed, reporter=reporter, follow_symlinks=follow_symlinks,
-                         patterns=self._patterns(include, exclude, paths), ray=ray)
+                         patterns=patterns, ray=ray, confine_to=confine_to, probed=probed)
+
+    def _create_store(self, engine: str, reporter, get_embedder) -> None:
+        """Make this new index on disk, recording its model's id and dimension (the model loads).
+        On Ray the embed actors hold the model: the driver loads it on the CPU only for these and
+        lets it go, leaving the GPUs (and their memory) to the actors."""
+        from avsearch.indexer.run import load_model
+
+        embedder = (get_embedder() if engine != "ray" or self._embedder is not None
+                    else load_model(self._model_on_cpu, reporter))
+        self.path.mkdir(parents=True, exist_ok=True)
+        meta = IndexMeta(embedder.model_id, embedder.source, embedder.dim, self._settings)
+        self._store = Store.create(self.path, meta, ann_config=self._ann_config)
+        # Another run may have created the index since open(): then it is that one's.
+        self._store.check_model(embedder.model_id)
+        self._settings = self._store.meta.settings
+        del embedder  # on Ray, the only reference to the driver's copy of the model
 
     def _model_on_cpu(self):
         """This index's model loaded on the CPU and not kept: what a new index on Ray records."""

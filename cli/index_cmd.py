@@ -144,7 +144,20 @@ def index(
     if quiet:
         console.print(summary_line(report), highlight=False, soft_wrap=True)
         return
+    if not idx.exists:  # a new index with nothing to record is not made (Index.add)
+        _print_nothing_found(paths, idx)
+        return
     _print_report(report, idx)
+
+
+def _print_nothing_found(paths: List[Path], idx: Index) -> None:
+    from avsearch.media.container import SUPPORTED_EXTENSIONS
+
+    where = ", ".join(short_path(str(p)) for p in paths)
+    console.print(f"No media found in {escape(where)}: nothing to index, so no index was made at "
+                  f"{escape(short_path(str(idx.path)))}.\navsearch reads files ending in "
+                  f"{', '.join('.' + e for e in sorted(SUPPORTED_EXTENSIONS))} "
+                  "(and those --include/--exclude let through).", highlight=False)
 
 
 def summary_line(report) -> str:

@@ -8,6 +8,10 @@ symlinks met while walking are skipped altogether (a root the user names is stil
 Include/exclude patterns (patterns.py) filter files and prune excluded folders. Anything that
 cannot be listed or stat-ed becomes a CrawlProblem with a readable reason instead of stopping
 the walk.
+
+confine_to (None: no limit): a symlink is followed only while its real target lies under one of
+these folders; the others are skipped, each with its reason, in CrawlResult.skipped. The service
+passes its roots, so a link inside a served folder cannot make a job read media elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import stat as stat_mod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 from avsearch.errors import AvsearchError
 from avsearch.indexer.patterns import PathPatterns, relative_to_root
@@ -43,6 +47,7 @@ class CrawlResult:
     problems: list[CrawlProblem]
     patterns: PathPatterns = field(default_factory=PathPatterns)
     follow_symlinks: bool = True
+    skipped: list[CrawlProblem] = field(default_factory=list)  # symlinks to outside `confine_to`: not followed
 
     def left_out(self, path: str) -> bool:
         """Whether an existing `path` under the roots is one this crawl leaves out on purpose
@@ -63,28 +68,35 @@ FoundCallback = Callable[[int, str], None]  # (candidates found so far, the late
 
 
 def crawl(roots: Iterable[str | Path], extensions: frozenset[str], *, follow_symlinks: bool = True,
-          patterns: PathPatterns = PathPatterns(), on_found: Optional[FoundCallback] = None) -> CrawlResult:
+          patterns: PathPatterns = PathPatterns(), on_found: Optional[FoundCallback] = None,
+          confine_to: Optional[Sequence[str | Path]] = None) -> CrawlResult:
     """Every file under `roots` whose extension is in `extensions` and that `patterns` take; a
     root that is itself a file is taken whatever its extension and patterns (the user named it).
-    `on_found` hears of each candidate as the walk finds it (progress on a big archive)."""
+    `on_found` hears of each candidate as the walk finds it (progress on a big archive).
+    `confine_to`: the folders symlinks may lead into (None: anywhere); see the module's note."""
     abs_roots = [absolute(r) for r in roots]
-    walk = _Walk(extensions, follow_symlinks, patterns, on_found)
+    allowed = None if confine_to is None else [os.path.realpath(absolute(r)) for r in confine_to]
+    walk = _Walk(extensions, follow_symlinks, patterns, on_found, allowed)
     for root in abs_roots:
         if not os.path.lexists(root):
             raise AvsearchError(f"{root} does not exist; check the path (nothing was changed in the index)")
+        if walk.escapes(root, link=os.path.islink(root)):
+            continue
         if os.path.isdir(root):
             walk.tree(root, root, follow=False)
         else:
             walk.add(root, via_link=os.path.islink(root))
     walk.linked_folders()
     files = sorted(walk.files.values(), key=lambda c: c.path)
-    return CrawlResult(abs_roots, files, walk.problems, patterns, follow_symlinks)
+    return CrawlResult(abs_roots, files, walk.problems, patterns, follow_symlinks, walk.skipped)
 
 
 class _Walk:
     def __init__(self, extensions: frozenset[str], follow_symlinks: bool, patterns: PathPatterns,
-                 on_found: Optional[FoundCallback] = None):
+                 on_found: Optional[FoundCallback] = None, allowed: Optional[list[str]] = None):
         self.on_found = on_found
+        self.allowed = allowed  # real paths of the folders links may lead into; None: anywhere
+        self.skipped: list[CrawlProblem] = []
         self.extensions = extensions
         self.follow_symlinks = follow_symlinks
         self.patterns = patterns
@@ -109,7 +121,10 @@ class _Walk:
                 sub = os.path.join(dirpath, name)
                 if not self.patterns.takes_folder_path(sub, root):
                     continue
-                if not follow and os.path.islink(sub):
+                is_link = os.path.islink(sub)
+                if is_link and self.follow_symlinks and self.escapes(sub):
+                    continue
+                if not follow and is_link:
                     if self.follow_symlinks:
                         self.links.append((sub, root))
                     continue
@@ -122,9 +137,19 @@ class _Walk:
                 if not self.patterns.takes_path(path, root):
                     continue
                 is_link = os.path.islink(path)
-                if is_link and not self.follow_symlinks:
+                if is_link and (not self.follow_symlinks or self.escapes(path)):
                     continue
                 self.add(path, via_link=via_link or is_link)
+
+    def escapes(self, path: str, *, link: bool = True) -> bool:
+        """Whether `path` (a symlink, or a root) leads outside the allowed folders; if so it is
+        listed in `skipped`. A walk with no `allowed` list never escapes."""
+        if self.allowed is None or under_roots(os.path.realpath(path), self.allowed):
+            return False
+        # The target is not named: a client of the service learns nothing about the rest of the disk.
+        what = "symlink not followed: its target is" if link else "not read: it is"
+        self.skipped.append(CrawlProblem(path, f"{what} outside the folders this run may read"))
+        return True
 
     def linked_folders(self) -> None:
         while self.links:

@@ -8,9 +8,9 @@ from typing import Callable, Optional
 
 from avsearch.models.registry import GENERATING_TINY
 
-# The steps of a run, in the order they come. "loading model" comes first on a new index (the index
-# records its model's id and dimension when it is created); on an existing one only once probing
-# found work, and never when there is none. GENERATING_TINY happens inside "loading model", once.
+# The steps of a run, in the order they come. "loading model" comes only once probing found work
+# (on a new index: anything to record, since the index records its model's id and dimension when
+# it is created), and never when there is none. GENERATING_TINY happens inside "loading model", once.
 SCANNING = "scanning"
 FINGERPRINTING = "fingerprinting"
 PROBING = "probing"
@@ -109,6 +109,7 @@ class IndexReport:
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     partly: list[tuple[str, str]] = field(default_factory=list)  # (path, damaged stretches): indexed, in `indexed` too
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): left alone, not recorded
     clips_added: int = 0
     media_s: float = 0.0
     seconds: float = 0.0
@@ -125,6 +126,7 @@ class IndexReport:
             "unchanged": self.unchanged,
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
             "partly_indexed": [{"path": p, "reason": r} for p, r in self.partly],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "clips_added": self.clips_added,
             "media_seconds": round(self.media_s, 3),
             "seconds": round(self.seconds, 3),

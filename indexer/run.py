@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Optional
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
 
 from avsearch.media import SUPPORTED_EXTENSIONS, fingerprint, probe
 from avsearch.media.sandbox import shared_sandbox
@@ -23,13 +25,14 @@ from avsearch.indexer.report import (
 
 def plan_run(store: Optional[Store], paths: Iterable[str], *, prune: bool = True,
              retry_failed: bool = False, follow_symlinks: bool = True, patterns: PathPatterns = PathPatterns(),
-             reporter: Optional[PhaseReporter] = None) -> tuple[CrawlResult, Plan]:
+             reporter: Optional[PhaseReporter] = None,
+             confine_to: Optional[Sequence[str | Path]] = None) -> tuple[CrawlResult, Plan]:
     """What a run would do; reads the disk and the index, changes nothing. `reporter` hears of
-    each file the scan finds and each file fingerprinted."""
+    each file the scan finds and each file fingerprinted. `confine_to`: see crawl()."""
     reporter = reporter or PhaseReporter(None)
     reporter.phase(SCANNING)
     found = crawl(paths, SUPPORTED_EXTENSIONS, follow_symlinks=follow_symlinks, patterns=patterns,
-                  on_found=reporter.tick)
+                  on_found=reporter.tick, confine_to=confine_to)
     reporter.tick(len(found.files), force=True)
     rows = store.file_rows() if store is not None else []
     counted = _Fingerprinting(reporter, found, rows)
@@ -57,6 +60,74 @@ class _Fingerprinting:
             self.done += 1
 
 
+@dataclass
+class Probed:
+    """A run's plan with its work probed, made before the index exists (a new index): what the
+    run embeds (`jobs`) and records as failed, and the report so far."""
+
+    plan: Plan
+    jobs: list[FileJob]
+    failed_rows: list[dict]
+    report: IndexReport = field(default_factory=IndexReport)
+
+    @property
+    def nothing_to_record(self) -> bool:
+        """No file to embed and no row to write: a new index need not be made for it."""
+        p = self.plan
+        return not (self.jobs or self.failed_rows or p.duplicates or p.touched or p.moved or p.deleted)
+
+
+def prepare_new_index(paths: Iterable[str], options: PipelineOptions, *, reporter: PhaseReporter,
+                      follow_symlinks: bool = True, patterns: PathPatterns = PathPatterns(),
+                      confine_to: Optional[Sequence[str | Path]] = None) -> Probed:
+    """Scan, fingerprint and probe for an index that does not exist yet, before the model loads:
+    a wrong or empty folder answers at once, and the model (whose id and dimension create the
+    index) loads only when `Probed.nothing_to_record` is False. Pass the result to run_index."""
+    started = time.monotonic()
+    found, plan = plan_run(None, paths, follow_symlinks=follow_symlinks, patterns=patterns, reporter=reporter,
+                           confine_to=confine_to)
+    report = IndexReport()
+    _report_plan(report, found, plan)
+    jobs, failed_rows = _probe_work(plan, None, options, report, reporter)
+    report.seconds = time.monotonic() - started
+    return Probed(plan, jobs, failed_rows, report)
+
+
+def _report_plan(report: IndexReport, found: CrawlResult, plan: Plan) -> None:
+    report.plan_counts = plan.counts()
+    report.unchanged = len(plan.unchanged) + len(plan.touched)
+    report.skipped = [(p.path, p.reason) for p in found.skipped]
+
+
+def _probe_work(plan: Plan, store: Optional[Store], options: PipelineOptions, report: IndexReport,
+                reporter: PhaseReporter) -> tuple[list[FileJob], list[dict]]:
+    """Probe each file to embed: its job, or a failed row (as are the files the scan could not
+    read). `store` None: a new index (nothing to resume)."""
+    failed_rows = [_failed_row(p.path, p.reason) for p in plan.problems]
+    for p in plan.problems:
+        report.failed.append((p.path, p.reason))
+
+    jobs: list[FileJob] = []
+    reporter.state.files_total = len(plan.work)
+    reporter.phase(PROBING, total=len(plan.work))
+    for n, work in enumerate(plan.work):
+        reporter.tick(n, work.path, force=True)  # before the probe: a file that hangs it is named
+        try:
+            media = _probe(work.path, options)
+            job = None
+            if work.reason == "resume" and store is not None:  # after the parts an interrupted run committed
+                job = make_job(media, work.fingerprint, options, store.committed_clips(work.path, work.fingerprint))
+                if job is None:  # those parts are not this file's clips after all: start over
+                    store.remove_paths([work.path])
+            jobs.append(job or make_job(media, work.fingerprint, options))
+        except Exception as err:  # any failure on one file fails that file, never the run (Ctrl-C still stops it)
+            reason = failure_reason(err)
+            failed_rows.append(_failed_row(work.path, reason, work.size, work.mtime, work.fingerprint))
+            report.failed.append((work.path, reason))
+    reporter.tick(len(plan.work), force=True)
+    return jobs, failed_rows
+
+
 def load_model(get_embedder: Callable[[], Embedder], reporter: PhaseReporter) -> Embedder:
     """get_embedder() under the "loading model" phase; a step the loader announces (generating
     the tiny checkpoint on first use) becomes a phase of its own."""
@@ -78,54 +149,43 @@ def run_index(
     follow_symlinks: bool = True,
     patterns: Optional[PathPatterns] = None,
     ray=None,
+    confine_to: Optional[Sequence[str | Path]] = None,
+    probed: Optional[Probed] = None,
 ) -> IndexReport:
     """`progress` hears every phase (report.PHASES); or pass the `reporter` that announced the
     model's loading, so one Progress carries on through the run. get_embedder is called only when
     there is something to embed: wrap it in `load_model` for a "loading model" phase.
     `patterns`: include/exclude patterns to apply and store with the index (None: the stored ones).
     `ray`: an avsearch.indexer.distributed.RayOptions to decode and embed on Ray instead of in
-    this process (the plan, the commits and the index are the same)."""
+    this process (the plan, the commits and the index are the same).
+    `confine_to`: the folders symlinks may lead into (crawl()); None: anywhere.
+    `probed`: what prepare_new_index found before `store` was created for it; used unless another
+    run has written to the store since (then the run plans again)."""
     started = time.monotonic()
     report = IndexReport()
     reporter = reporter or PhaseReporter(progress)
     with store.write_lock():
-        report.recovered_orphans = store.recover()
+        recovered = store.recover()
         if patterns is not None and patterns != PathPatterns.from_dict(store.path_patterns()):
             store.set_path_patterns(patterns.to_dict())
         patterns = PathPatterns.from_dict(store.path_patterns())
-        _, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed,
-                           follow_symlinks=follow_symlinks, patterns=patterns, reporter=reporter)
-        report.plan_counts = plan.counts()
-        report.unchanged = len(plan.unchanged) + len(plan.touched)
+        if probed is not None and not store.file_rows():  # planned before the store existed: still true
+            report, plan, jobs, failed_rows = probed.report, probed.plan, probed.jobs, probed.failed_rows
+            started -= probed.report.seconds  # the run's time includes the scan and the probes
+        else:
+            found, plan = plan_run(store, paths, prune=prune, retry_failed=retry_failed,
+                                   follow_symlinks=follow_symlinks, patterns=patterns, reporter=reporter,
+                                   confine_to=confine_to)
+            _report_plan(report, found, plan)
 
-        for move in plan.moved:
-            store.repoint(move.old_path, move.row)
-            report.moved.append((move.old_path, move.new_path))
-        if plan.deleted:
-            store.remove_paths(plan.deleted)
-            report.deleted.extend(plan.deleted)
-        failed_rows = [_failed_row(p.path, p.reason) for p in plan.problems]
-        for p in plan.problems:
-            report.failed.append((p.path, p.reason))
-
-        jobs: list[FileJob] = []
-        reporter.state.files_total = len(plan.work)
-        reporter.phase(PROBING, total=len(plan.work))
-        for n, work in enumerate(plan.work):
-            reporter.tick(n, work.path, force=True)  # before the probe: a file that hangs it is named
-            try:
-                media = _probe(work.path, options)
-                job = None
-                if work.reason == "resume":  # after the parts an interrupted run committed
-                    job = make_job(media, work.fingerprint, options, store.committed_clips(work.path, work.fingerprint))
-                    if job is None:  # those parts are not this file's clips after all: start over
-                        store.remove_paths([work.path])
-                jobs.append(job or make_job(media, work.fingerprint, options))
-            except Exception as err:  # any failure on one file fails that file, never the run (Ctrl-C still stops it)
-                reason = failure_reason(err)
-                failed_rows.append(_failed_row(work.path, reason, work.size, work.mtime, work.fingerprint))
-                report.failed.append((work.path, reason))
-        reporter.tick(len(plan.work), force=True)
+            for move in plan.moved:
+                store.repoint(move.old_path, move.row)
+                report.moved.append((move.old_path, move.new_path))
+            if plan.deleted:
+                store.remove_paths(plan.deleted)
+                report.deleted.extend(plan.deleted)
+            jobs, failed_rows = _probe_work(plan, store, options, report, reporter)
+        report.recovered_orphans = recovered
         commits = [FileCommit(r) for r in failed_rows] + [FileCommit(r, replace_clips=False) for r in plan.touched]
         store.commit(commits)
 

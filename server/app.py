@@ -40,7 +40,7 @@ def create_app(index, config: ServeConfig) -> FastAPI:
     """The service app over an open Index. Loads the model now (not on the first query) and
     shares it, wrapped in SharedEmbedder, with every request and indexing job."""
     index.share_embedder(lambda model: SharedEmbedder(model, max_wait_s=config.batch_wait_s))
-    jobs = JobRunner(index)
+    jobs = JobRunner(index, confine_to=config.roots)
     app = FastAPI(title="avsearch", version="1", summary="Any-to-any search over local video and audio",
                   responses=ERRORS)
     _install_errors(app)

@@ -60,8 +60,11 @@ class Job:
 class JobRunner:
     """Runs at most one indexing job at a time on the service's Index."""
 
-    def __init__(self, index):
+    def __init__(self, index, confine_to: Sequence[Path] = ()):
         self._index = index
+        # A job reads only under the service's roots: a symlink in a served folder that leads
+        # elsewhere is not followed (it is listed in the job's report under "skipped").
+        self._confine_to = list(confine_to)
         self._lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
         self.latest: Optional[Job] = None
@@ -78,7 +81,7 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         try:
-            report = self._index.add([job.folder], progress=job.on_progress)
+            report = self._index.add([job.folder], progress=job.on_progress, confine_to=self._confine_to)
             job.report = report.to_dict()
             job.state = "done"
         except AvsearchError as err:

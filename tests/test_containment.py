@@ -55,16 +55,21 @@ def test_any_exception_preparing_one_file_fails_that_file_only(tmp_path, odd_lib
     assert failed["good.wav"] == "ZeroDivisionError: a bug in preparing this file"
 
 
-def test_ctrl_c_while_preparing_still_stops_the_run_and_frees_the_index(tmp_path, odd_library, monkeypatch):
+def test_ctrl_c_while_preparing_still_stops_the_run_and_frees_the_index(tmp_path, odd_library, monkeypatch,
+                                                                        tiny_embedder):
     from avsearch.indexer import run as run_mod
+    from avsearch.store import IndexMeta, Store
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run_mod, "make_job", interrupted)
-    index = Index.open(tmp_path / "idx", model="tiny", create=True)
-    with pytest.raises(KeyboardInterrupt):
-        index.add([odd_library])
+    with pytest.raises(KeyboardInterrupt):  # a new index is prepared before it is made: nothing is left
+        Index.open(tmp_path / "idx", model="tiny", create=True).add([odd_library])
+    assert not (tmp_path / "idx").exists()
+    Store.create(tmp_path / "idx", IndexMeta(tiny_embedder.model_id, "tiny", tiny_embedder.dim))
+    with pytest.raises(KeyboardInterrupt):  # an existing one is prepared under its write lock
+        Index.open(tmp_path / "idx").add([odd_library])
     monkeypatch.undo()
     assert [Path(p).name for p in Index.open(tmp_path / "idx").add([odd_library]).indexed] == ["good.wav"]
 

@@ -142,7 +142,8 @@ def test_generating_the_tiny_model_is_announced_once_before_it_starts(fresh_tiny
     assert len(fresh_tiny_cache) == 1
 
 
-def test_a_new_index_loads_the_model_first_and_announces_generating_the_tiny_model(tmp_path, fresh_tiny_cache):
+def test_a_new_index_loads_the_model_after_probing_and_announces_generating_the_tiny_model(tmp_path,
+                                                                                          fresh_tiny_cache):
     from avsearch import Index
     from avsearch.media.synth import write_audio
 
@@ -151,8 +152,7 @@ def test_a_new_index_loads_the_model_first_and_announces_generating_the_tiny_mod
     with Index.open(tmp_path / "index", model="tiny", create=True) as index:
         index.add([tmp_path / "lib"], progress=lambda p: phases.append(p.phase))
     assert fresh_tiny_cache  # the checkpoint was missing and was made
-    assert phases_in_order(phases) == ["loading model", "generating tiny model", *EXISTING_ORDER[:3],
-                                       *EXISTING_ORDER[4:]]
+    assert phases_in_order(phases) == [*EXISTING_ORDER[:4], "generating tiny model", *EXISTING_ORDER[4:]]
 
 
 # -- the CLI's views -----------------------------------------------------------------------
@@ -179,8 +179,8 @@ def test_piped_output_is_plain_lines_naming_each_phase(tmp_path, monkeypatch, fr
     assert "\x1b" not in err and "\r" not in err
     lines = err.splitlines()
     labels = [line.split(":")[0] for line in lines]
-    assert phases_in_order(labels) == ["loading model", "generating tiny model (first use only)",
-                                       *EXISTING_ORDER[:3], *EXISTING_ORDER[4:]]
+    assert phases_in_order(labels) == [*EXISTING_ORDER[:4], "generating tiny model (first use only)",
+                                       *EXISTING_ORDER[4:]]
     assert "scanning: 1 file found" in lines and "probing: 1 of 1 file" in lines
     assert any(line.startswith("embedding: 1 of 1 file · 1 decoded · ") and "clips/s" in line for line in lines)
     assert "files indexed" in result.stdout  # the report table, on stdout as before

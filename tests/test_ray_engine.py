@@ -187,7 +187,7 @@ def test_a_ray_run_with_another_model_than_the_indexs_stops_before_any_clip(tmp_
 
 def test_a_new_index_on_ray_reports_progress_and_the_driver_keeps_no_model(tmp_path, small_lib, small_reference,
                                                                             ray_cluster, monkeypatch):
-    from avsearch.indexer.report import COMMITTING, EMBEDDING, LOADING_MODEL, PHASES
+    from avsearch.indexer.report import COMMITTING, EMBEDDING, LOADING_MODEL, PHASES, SCANNING
     from avsearch.store import Store
 
     events = []  # (phase, clips_decoded) of each progress event, and "commit" at each store commit
@@ -199,8 +199,8 @@ def test_a_new_index_on_ray_reports_progress_and_the_driver_keeps_no_model(tmp_p
     assert len(report.indexed) == 2 and not report.failed
     assert index._embedder is None, "the driver kept its copy of the model: the actors have their own"
     phases = [e[0] for e in events if e != "commit"]
-    assert phases[0] == LOADING_MODEL  # a new index: the model's id first, then the run
-    order = [PHASES.index(p) for p in phases if p != LOADING_MODEL]
+    assert phases[0] == SCANNING and LOADING_MODEL in phases  # a new index: the scan first, then the model's id
+    order = [PHASES.index(p) for p in phases]
     assert order == sorted(order) and EMBEDDING in phases, phases  # phases only move forward
     embedding = [d for p, d in (e for e in events if e != "commit") if p == EMBEDDING]
     assert max(embedding) > 0, "clips_decoded never moved on Ray"

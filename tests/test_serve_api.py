@@ -338,3 +338,33 @@ def test_an_indexing_job_shares_the_model_and_queries_see_its_files(served, clie
     assert speech and all(h["duplicate_paths"] == [str((jobs_root / "new" / "speech-copy.wav").resolve())] for h in speech)
     assert all(h["duplicate_paths"] == [] for h in everything if h["file_name"] != "speech.wav")
     assert client.get("/api/status").json()["job"]["id"] == job_id
+
+
+def test_a_job_follows_no_symlink_out_of_the_served_roots(served, client):
+    from avsearch.media.synth import write_audio
+
+    service, _, jobs_root = served
+    outside = jobs_root.parent / "outside-the-roots"  # beside the served root, never to be read by a job
+    write_audio(outside / "folder" / "secret.wav", duration_s=2.0, tone_hz=300.0, seed=41)
+    write_audio(outside / "secret-file.wav", duration_s=2.0, tone_hz=350.0, seed=42)
+    write_audio(jobs_root / "inside-real" / "inside.wav", duration_s=2.0, tone_hz=500.0, seed=43)
+    linked = jobs_root / "linked"
+    linked.mkdir()
+    os.symlink(outside / "folder", linked / "out-folder")
+    os.symlink(outside / "secret-file.wav", linked / "out-file.wav")
+    os.symlink(jobs_root / "inside-real", linked / "in-folder")
+    job_id = client.post("/api/jobs", json={"root": 0, "folder": "linked"}).json()["id"]
+    for _ in range(600):
+        state = client.get(f"/api/jobs/{job_id}").json()
+        if state["state"] != "running":
+            break
+        time.sleep(0.1)
+    assert state["state"] == "done", state
+    report = state["report"]
+    assert report["indexed"] == 1 and report["failed"] == []
+    base = linked.resolve()
+    assert sorted((s["path"], "outside the folders this run may read" in s["reason"]) for s in report["skipped"]) == [
+        (str(base / "out-file.wav"), True), (str(base / "out-folder"), True)]
+    paths = {r["path"] for r in service.index.store.file_rows()}
+    assert str(base / "in-folder" / "inside.wav") in paths
+    assert not any("secret" in p or "out-f" in p for p in paths), paths

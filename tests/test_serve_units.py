@@ -89,7 +89,7 @@ class BlockingIndex:
     def __init__(self):
         self.release = threading.Event()
 
-    def add(self, paths, progress=None):
+    def add(self, paths, progress=None, **options):  # options: what the service passes on (confine_to)
         self.release.wait(10)
 
         class Report:

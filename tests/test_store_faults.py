@@ -271,11 +271,12 @@ def test_an_index_created_meanwhile_by_a_run_that_holds_the_lock_gives_the_lock_
     path = tmp_path / "new"
     mine = Index.open(path, model="tiny", create=True)  # nothing there yet
     other = Store.create(path, IndexMeta("m", "m", DIM))  # another run got there first...
-    empty = tmp_path / "empty"
-    empty.mkdir()
+    lib = tmp_path / "lib"  # a file to record (an empty folder ends before the index is touched)
+    lib.mkdir()
+    (lib / "broken.wav").write_bytes(b"not audio" * 50)
     with other.write_lock():  # ...and is indexing
         with pytest.raises(IndexLockedError, match="being written by"):
-            mine.add([empty])
+            mine.add([lib])
 
 
 def test_an_index_created_meanwhile_is_used_when_its_run_is_done(tmp_path, tiny_embedder):
@@ -284,10 +285,11 @@ def test_an_index_created_meanwhile_is_used_when_its_run_is_done(tmp_path, tiny_
     path = tmp_path / "new"
     mine = Index.open(path, model="tiny", create=True)
     Store.create(path, IndexMeta(tiny_embedder.model_id, "tiny", tiny_embedder.dim))
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    mine.add([empty])  # no FileExistsError: the finished run's index is opened
-    assert mine.stats()["files_ok"] == 0
+    lib = tmp_path / "lib"  # a file to record (an empty folder ends before the index is touched)
+    lib.mkdir()
+    (lib / "broken.wav").write_bytes(b"not audio" * 50)
+    mine.add([lib])  # no FileExistsError: the finished run's index is opened
+    assert (mine.stats()["files_ok"], mine.stats()["files_failed"]) == (0, 1)
 
 
 @pytest.fixture

@@ -106,6 +106,11 @@ function copies(report) {  // paths of content indexed already: recorded, not em
   return n ? `${n} ${n === 1 ? "copy" : "copies"} of indexed content, ` : "";
 }
 
+function skipped(report) {  // symlinks leading out of the service's roots: not followed
+  const n = (report.skipped || []).length;
+  return n ? `${n} skipped (${n === 1 ? "a symlink" : "symlinks"} out of the roots), ` : "";
+}
+
 function playHit(i) {
   const hit = state.hits[i];
   const video = $("video");
@@ -210,7 +215,7 @@ async function watchJob(id) {
     bar.value = job.files_done;
     $("jobstate").textContent = job.state === "running"
       ? `${jobPhase(job)}${job.current ? " · " + job.current : ""}`
-      : job.state === "done" ? `done: ${job.report.indexed} indexed, ${copies(job.report)}${job.report.failed.length} failed, ${job.report.unchanged} unchanged`
+      : job.state === "done" ? `done: ${job.report.indexed} indexed, ${copies(job.report)}${skipped(job.report)}${job.report.failed.length} failed, ${job.report.unchanged} unchanged`
       : `failed: ${job.error}`;
     if (job.state !== "running") break;
     await loadStatus();
