@@ -140,6 +140,7 @@ class _Run:
         self.done: set[int] = set()
         self.last_commit = time.monotonic()
         self.commits_left = faults.driver_commits_left()
+        self.dies_before_final = faults.driver_dies_before_final()
         self.chunks_left = [0] * len(jobs)
         self.clips_seen = [0] * len(jobs)
         self.damage: list[list] = [[] for _ in jobs]
@@ -291,6 +292,9 @@ class _Run:
         options = self.options
         if self.ready and (force or len(self.ready) >= options.commit_every_files
                            or time.monotonic() - self.last_commit >= options.commit_every_s):
+            if self.dies_before_final and any(self.dies_before_final in c.file_row["path"] and c.fragments
+                                              and c.file_row["status"] == "ok" for c in self.ready):
+                faults.kill_self()
             self.store.commit(self.ready)
             self.ready.clear()
             self.last_commit = time.monotonic()
