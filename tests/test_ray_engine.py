@@ -81,7 +81,8 @@ def test_ray_gives_the_local_pipelines_clip_ids_and_vectors(tmp_path, indexed_te
     assert again.clips_added == 0 and again.plan_counts["new"] == 0 and again.unchanged == 6
 
 
-@pytest.mark.parametrize("fault, who", [("decode-once", "decode worker"), ("embed-once", "embed actor")])
+@pytest.mark.parametrize("fault, who", [("decode-once", "decode worker"), ("embed-once", "embed actor"),
+                                        ("embed-written-once", "embed actor, its fragments written,")])
 def test_a_decode_worker_or_embed_actor_killed_mid_file_is_retried_and_the_run_completes(
         tmp_path, small_lib, small_reference, ray_cluster, fault, who):
     _, faults = ray_cluster
@@ -90,7 +91,8 @@ def test_a_decode_worker_or_embed_actor_killed_mid_file_is_retried_and_the_run_c
     report = index.add([small_lib], engine="ray", ray_settings=RAY_SMALL)
     assert not (faults / fault).exists(), f"no {who} died: the fault was never made"
     assert len(report.indexed) == 2 and not report.failed
-    assert_same_index(small_reference, index)
+    assert_same_index(small_reference, index)  # no duplicates: the dead attempt's fragments were never committed
+    assert not unreferenced_data_files(tmp_path / "idx"), "the dead attempt's fragments stayed on disk"
 
 
 def test_a_file_that_crashes_the_decoder_natively_fails_alone(tmp_path, small_lib, ray_cluster):

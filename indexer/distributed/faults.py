@@ -7,6 +7,7 @@ names a directory, a Ray worker (or the driver) looks there for a file named aft
                 (SIGKILL) — the first one only: it deletes the file first, so Ray's retry succeeds
   decode-always every decode worker reading such a path dies of SIGSEGV (a hostile file)
   embed-once    the embed actor about to embed a clip of such a path kills itself, once
+  embed-written-once  the same, after it wrote the chunk's fragments (before returning them)
   driver-after  the driver kills itself (SIGKILL) after as many commits as the file's text says
   driver-before-final  the driver kills itself just before the commit that would complete a path
                 containing the file's text: that file's last fragments are written, not committed

@@ -127,6 +127,7 @@ class EmbedWorker:
         except Exception as err:  # FragmentWriteError names the fix; the file fails, not the run
             out.error = _reason(err)
             return out
+        maybe_die("embed-written", chunk.path)  # the retry writes its own fragments: these stay orphans
         out.clip_ids = [r["clip_id"] for r in rows]
         return out
 
