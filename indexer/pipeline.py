@@ -25,7 +25,7 @@ from avsearch.media.sandbox import PROBE_TIMEOUT_S, STALL_S, looks_ordinary
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.types import Clip, MediaFile, View, check_choice
-from avsearch.indexer.ids import clip_id, row_id
+from avsearch.indexer.rows import clip_row
 from avsearch.indexer.report import COMMITTING, EMBEDDING, IndexReport, Progress, ProgressCallback
 
 
@@ -293,31 +293,48 @@ def _clip_rows(job: FileJob, embedder: Embedder, taken) -> tuple[list[dict], Opt
     rows = []
     for i, view, _ in taken:
         start_s, end_s = job.spans[i]
-        cid = clip_id(media.path, job.fingerprint, view.value, start_s)
-        rows.append({
-            "clip_id": cid, "row_id": row_id(cid), "fingerprint": job.fingerprint, "path": media.path,
-            "start_s": float(start_s), "end_s": float(end_s), "view": view.value,
-            "file_duration_s": media.duration_s, "indexed_at": now, "model_id": embedder.model_id,
-        })
+        rows.append(clip_row(media.path, job.fingerprint, view.value, start_s, end_s,
+                             file_duration_s=media.duration_s, indexed_at=now, model_id=embedder.model_id))
     for i, _, _ in taken:
         job.spans.pop(i, None)
     vectors = np.stack([vec for _, _, vec in taken]).astype(np.float32) if taken else None
     return rows, vectors
 
 
-def _part_commit(job: FileJob, embedder: Embedder, report: IndexReport, part: list[int]) -> FileCommit:
+@dataclass
+class Written:
+    """Clips of some ranges that Ray workers wrote as Lance fragments already: what the driver
+    commits for them instead of rows and vectors (it never receives the vectors)."""
+
+    fragments: list[str] = field(default_factory=list)
+    clip_ids: list[str] = field(default_factory=list)
+
+
+def _clips_of(job: FileJob, embedder: Embedder, ranges, written: Optional[Written]) -> tuple[dict, int]:
+    """FileCommit's clip fields for `ranges` of `job` (which then count as committed), and how
+    many clip rows they hold: rows and vectors built from the job's vectors, or the fragments
+    `written` by workers."""
+    if written is None:
+        rows, vectors = _clip_rows(job, embedder, job.take(ranges))
+        return {"clip_rows": rows, "vectors": vectors}, len(rows)
+    job.take(ranges)
+    return {"fragments": written.fragments, "fragment_clip_ids": written.clip_ids}, len(written.clip_ids)
+
+
+def _part_commit(job: FileJob, embedder: Embedder, report: IndexReport, part: list[int],
+                 written: Optional[Written] = None) -> FileCommit:
     """Some ranges of a long file, every view of each, committed before the rest (status "partial")."""
     # Only the first part (nothing committed yet, by this run or an earlier one) looks for clips
     # of the path's earlier content to delete: a scan.
     first = not job.committed
-    rows, vectors = _clip_rows(job, embedder, job.take(part))
-    job.committed_rows += len(rows)
-    report.clips_added += len(rows)
+    clips, n = _clips_of(job, embedder, part, written)
+    job.committed_rows += n
+    report.clips_added += n
     return FileCommit({**_file_row(job, embedder), "status": "partial", "error": None, "n_clips": job.committed_rows},
-                      rows, vectors, append=True, replace_clips=first)
+                      **clips, append=True, replace_clips=first)
 
 
-def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCommit:
+def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport, written: Optional[Written] = None) -> FileCommit:
     media = job.media
     row = _file_row(job, embedder)
     if job.error is not None:
@@ -325,17 +342,17 @@ def _commit_for(job: FileJob, embedder: Embedder, report: IndexReport) -> FileCo
         # Every clip of the path goes, parts committed before the failure too: failed means none.
         return FileCommit({**row, "status": "failed", "error": job.error, "n_clips": 0})
     had_parts = bool(job.committed)
-    clip_rows, vectors = _clip_rows(job, embedder, job.take(range(len(job.ranges))))
+    clips, n = _clips_of(job, embedder, range(len(job.ranges)), written)
     report.indexed.append(media.path)
     # Status "ok" with an error text: indexed, but some stretches could not be decoded.
     note = damage_text(job.damage) if job.damage else None
     if note:
         report.partly.append((media.path, note))
-    report.clips_added += len(clip_rows)
+    report.clips_added += n
     report.media_s += media.duration_s
     return FileCommit(
-        {**row, "status": "ok", "error": note, "n_clips": job.committed_rows + len(clip_rows)},
-        clip_rows, vectors,
+        {**row, "status": "ok", "error": note, "n_clips": job.committed_rows + n},
+        **clips,
         replace_clips=not had_parts,  # the parts committed before stay (the first one superseded the rest)
     )
 

@@ -7,6 +7,7 @@ Every run must end with the same clips and vectors as a run without the fault.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fragment_fixtures import unreferenced_data_files
 from avsearch import Index
 from avsearch.media.synth import write_audio, write_video
 from avsearch.store import IndexSettings
@@ -79,7 +81,8 @@ def test_ray_gives_the_local_pipelines_clip_ids_and_vectors(tmp_path, indexed_te
     assert again.clips_added == 0 and again.plan_counts["new"] == 0 and again.unchanged == 6
 
 
-@pytest.mark.parametrize("fault, who", [("decode-once", "decode worker"), ("embed-once", "embed actor")])
+@pytest.mark.parametrize("fault, who", [("decode-once", "decode worker"), ("embed-once", "embed actor"),
+                                        ("embed-written-once", "embed actor, its fragments written,")])
 def test_a_decode_worker_or_embed_actor_killed_mid_file_is_retried_and_the_run_completes(
         tmp_path, small_lib, small_reference, ray_cluster, fault, who):
     _, faults = ray_cluster
@@ -88,7 +91,8 @@ def test_a_decode_worker_or_embed_actor_killed_mid_file_is_retried_and_the_run_c
     report = index.add([small_lib], engine="ray", ray_settings=RAY_SMALL)
     assert not (faults / fault).exists(), f"no {who} died: the fault was never made"
     assert len(report.indexed) == 2 and not report.failed
-    assert_same_index(small_reference, index)
+    assert_same_index(small_reference, index)  # no duplicates: the dead attempt's fragments were never committed
+    assert not unreferenced_data_files(tmp_path / "idx"), "the dead attempt's fragments stayed on disk"
 
 
 def test_a_file_that_crashes_the_decoder_natively_fails_alone(tmp_path, small_lib, ray_cluster):
@@ -136,6 +140,77 @@ def test_a_driver_killed_with_sigkill_resumes_to_the_clean_result(tmp_path, smal
     report = index.add([small_lib], engine="ray", partial_commit_s=4.0, ray_settings=RAY_SMALL)
     assert report.plan_counts["resume"] == 1 and not report.failed
     assert_same_index(small_reference, index)
+
+
+def test_a_driver_killed_after_its_workers_wrote_fragments_resumes_and_leaves_no_orphan_files(
+        tmp_path, small_lib, small_reference, ray_cluster):
+    address, faults = ray_cluster
+    # Dies just before the commit that completes the long file: its first chunks are committed as
+    # parts, the last chunk's fragments are written by the actor and never committed.
+    (faults / "driver-before-final").write_text("long-clip")
+    try:
+        out = subprocess.run([sys.executable, "-c", DRIVER, address, tmp_path / "idx", small_lib],
+                             capture_output=True, text=True, timeout=240)
+    finally:
+        (faults / "driver-before-final").unlink()
+    assert out.returncode == -9, out.stderr[-2000:]
+    assert unreferenced_data_files(tmp_path / "idx"), "no fragment was left uncommitted: the fault missed"
+    index = Index.open(tmp_path / "idx")
+    statuses = {Path(p).name: s for p, (s, _, _) in files_of(index).items()}
+    assert statuses.get("long-clip.mp4") == "partial", statuses
+    report = index.add([small_lib], engine="ray", partial_commit_s=4.0, ray_settings=RAY_SMALL)
+    assert report.plan_counts["resume"] == 1 and not report.failed
+    assert_same_index(small_reference, index)
+    assert not unreferenced_data_files(tmp_path / "idx")
+
+
+def test_the_driver_receives_clip_ids_and_fragment_metadata_never_vectors(tmp_path, small_lib, small_reference,
+                                                                         ray_cluster, monkeypatch):
+    import pickle
+
+    from avsearch.indexer.distributed import engine
+
+    received = []
+    real_take = engine._Run.take
+    monkeypatch.setattr(engine._Run, "take", lambda self, j, idxs, result: (received.append(result),
+                                                                            real_take(self, j, idxs, result))[1])
+    index = Index.open(tmp_path / "idx", model="tiny", create=True, settings=SMALL)
+    report = index.add([small_lib], engine="ray", ray_settings=RAY_SMALL)
+    assert not report.failed and len(received) >= 2  # one result per chunk
+
+    arrays = []
+
+    class Spy(pickle.Pickler):  # every object pickling the result reaches (what Ray ships back)
+        def persistent_id(self, obj):
+            if isinstance(obj, np.ndarray):
+                arrays.append(obj.shape)
+            return None
+
+    for result in received:
+        Spy(io.BytesIO()).dump(result)
+    assert not arrays, f"arrays travelled to the driver: {arrays}"
+    assert sum(len(r.clip_ids) for r in received) == report.clips_added == len(clips_of(index))
+    assert all(r.fragments for r in received)
+    assert_same_index(small_reference, index)
+
+
+def test_an_embed_worker_that_cannot_write_into_the_index_fails_its_file_with_the_fix(tmp_path):
+    # No Ray: the worker's own code, with an index path its node does not see.
+    from avsearch.indexer.distributed.work import ClipDestination, DecodedChunk, EmbedWorker
+    from avsearch.store.fragments import FragmentTarget
+    from avsearch.types import Clip, View
+
+    class Ones:
+        model_id, dim = "m", 4
+
+        def embed_clips(self, clips, view):
+            return np.ones((len(clips), 4), np.float32)
+
+    chunk = DecodedChunk("/a.wav", [Clip("/a.wav", 0.0, 2.0, audio=np.zeros(32_000, np.float32))])
+    target = FragmentTarget(str(tmp_path / "not-here" / "clips.lance"), 4, "2.2")
+    out = EmbedWorker(Ones).embed(chunk, [View.AUDIO], ClipDestination(target, "/a.wav", "fp", 2.0, "m"))
+    assert out.error is not None and "every node reaches" in out.error, out.error
+    assert not out.clip_ids and not out.fragments
 
 
 def test_the_cli_indexes_on_ray_and_its_dry_run_starts_no_ray_work(tmp_path, small_lib, small_reference,

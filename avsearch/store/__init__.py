@@ -1,11 +1,20 @@
 """Storage: the only package that knows LanceDB and FAISS."""
 
-from avsearch.store.ann import AnnConfig, AnnIndex, SearchState
-from avsearch.store.lock import WriteLock
-from avsearch.store.meta import IndexMeta, IndexSettings
-from avsearch.store.retention import Retention
-from avsearch.store.store import Store
-from avsearch.store.tables import FileCommit
+# Names are imported on first use (PEP 562): a Ray embed actor imports avsearch.store.fragments
+# (Lance alone) to write its clips, and must not pay for LanceDB and FAISS, which it never uses.
+_EXPORTS = {
+    "AnnConfig": "avsearch.store.ann", "AnnIndex": "avsearch.store.ann", "FileCommit": "avsearch.store.tables",
+    "IndexMeta": "avsearch.store.meta", "IndexSettings": "avsearch.store.meta",
+    "Retention": "avsearch.store.retention", "SearchState": "avsearch.store.ann", "Store": "avsearch.store.store",
+    "WriteLock": "avsearch.store.lock",
+}
 
-__all__ = ["AnnConfig", "AnnIndex", "FileCommit", "IndexMeta", "IndexSettings", "Retention", "SearchState", "Store",
-           "WriteLock"]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

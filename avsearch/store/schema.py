@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 FORMAT_VERSION = 1
@@ -45,6 +46,16 @@ def clips_schema(dim: int) -> pa.Schema:
             ("vector", pa.list_(pa.float32(), dim)),
         ]
     )
+
+
+def clips_table(rows: list[dict], vectors: np.ndarray, dim: int) -> pa.Table:
+    """Clip rows and their vectors as an Arrow table of the clips schema: what the driver appends,
+    and what a Ray worker writes as a Lance fragment (fragments.py), built the same way."""
+    schema = clips_schema(dim)
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema if f.name != "vector"}
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+    cols["vector"] = pa.FixedSizeListArray.from_arrays(flat, dim)
+    return pa.Table.from_pydict(cols, schema=schema)
 
 
 RERANK_CACHE_SCHEMA_FIELDS = [

@@ -126,6 +126,10 @@ class Store:
         if commits:
             self.last_committed = commits[-1].file_row["path"]
 
+    def fragment_target(self):
+        """Where Ray workers write this index's clips (avsearch.store.fragments.FragmentTarget)."""
+        return self.tables.fragment_target()
+
     @_faults
     def repoint(self, old_path: str, new_row: dict) -> None:
         self.tables.repoint(old_path, new_row)
@@ -157,6 +161,7 @@ class Store:
         self.ensure_ann(save=True)
         try:
             self.remove_old_versions(keep_only_latest=purge)
+            self.tables.remove_unreferenced_files()  # this run's uncommitted Ray fragments
         except Exception as err:  # everything is committed: a failed cleanup must not fail the run
             warnings.warn(f"old versions of {self.directory} were not cleaned up ({err}); the next run tries again")
         self.ensure_ann(save=True)  # a no-op unless the cleanup's own compaction made a version

@@ -30,7 +30,9 @@ import pyarrow as pa
 
 from avsearch.store.retention import Retention, removable_before
 from avsearch.store.lookup import find_sorted
-from avsearch.store.schema import FILES_SCHEMA, clips_schema, sql_in, sql_starts_with, sql_str
+from avsearch.store.schema import FILES_SCHEMA, clips_schema, clips_table, sql_in, sql_starts_with, sql_str
+
+_clips_table = clips_table  # the name tests use
 
 FILES = "files"
 CLIPS = "clips"
@@ -53,6 +55,14 @@ class FileCommit:
     # True: clips_rows continue the clips already committed for this (path, fingerprint) (a long
     # file committed in parts); only the path's clips of other content are superseded.
     append: bool = False
+    # Clips written already as Lance fragments (by Ray workers, fragments.py): their metadata, and
+    # the clip ids they hold. They are committed with the batch's clip_rows, in the same append.
+    fragments: list[str] = field(default_factory=list)
+    fragment_clip_ids: list[str] = field(default_factory=list)
+
+    def clip_ids(self) -> set[str]:
+        """Every clip id this commit writes (the path's other clips are superseded)."""
+        return {r["clip_id"] for r in self.clip_rows} | set(self.fragment_clip_ids)
 
 
 class Tables:
@@ -247,8 +257,11 @@ class Tables:
                 assert c.vectors is not None and len(c.vectors) == len(c.clip_rows)
                 clip_rows.extend(c.clip_rows)
                 vectors.append(np.asarray(c.vectors, dtype=np.float32))
-        if clip_rows:
-            self.clips.add(_clips_table(clip_rows, np.concatenate(vectors), self.dim))
+        fragments = [f for c in commits for f in c.fragments]
+        if fragments:
+            self._append_fragments(fragments, clip_rows, vectors)
+        elif clip_rows:
+            self.clips.add(clips_table(clip_rows, np.concatenate(vectors), self.dim))
         self._upsert_files([c.file_row for c in commits])
         # Drop superseded clips: same path, but not among the rows just written.
         for c in commits:
@@ -259,7 +272,7 @@ class Tables:
                 if self.count_clips(where):
                     self.clips.delete(where)
                 continue
-            keep = {r["clip_id"] for r in c.clip_rows}
+            keep = c.clip_ids()
             where = f"path = {sql_str(c.file_row['path'])}"
             if keep:
                 old = self.clip_meta(where, ["clip_id"]).column("clip_id").to_pylist()
@@ -268,6 +281,36 @@ class Tables:
                     self.clips.delete(sql_in("clip_id", stale[i : i + _IN_CHUNK]))
             elif self.count_clips(where):
                 self.clips.delete(where)
+
+    def _append_fragments(self, fragments: list[str], clip_rows: list[dict], vectors: list[np.ndarray]) -> None:
+        """One Lance commit appending the workers' fragments (and `clip_rows`, written here as one
+        more fragment): the batch's clips land together or not at all, as with clips.add."""
+        from avsearch.store.fragments import commit_fragments, write_clip_fragments
+
+        dataset = self.clips.to_lance()
+        if clip_rows:
+            fragments = fragments + write_clip_fragments(self.fragment_target(), clip_rows, np.concatenate(vectors))
+        commit_fragments(dataset.uri, fragments, read_version=dataset.version)
+        self.clips = self._db.open_table(CLIPS)  # the handle would not see a commit made past LanceDB
+
+    def fragment_target(self):
+        """Where workers write clip fragments (fragments.py): this index's clips dataset."""
+        from avsearch.store.fragments import FragmentTarget
+
+        dataset = self.clips.to_lance()
+        return FragmentTarget(uri=str(dataset.uri), dim=self.dim, storage_version=str(dataset.data_storage_version))
+
+    def remove_unreferenced_files(self) -> int:
+        """Delete the clips dataset's data files that no version lists: fragments Ray workers wrote
+        for a commit that never came (a failed file, a chunk run twice, a killed driver). Without
+        Lance's own package (the `ray` extra) no worker can have written any. Call only under the
+        write lock, when no worker of this index is writing. Returns how many files went."""
+        try:
+            from avsearch.store.fragments import remove_unreferenced_files
+            dataset = self.clips.to_lance()
+        except ImportError:
+            return 0
+        return remove_unreferenced_files(dataset)
 
     def repoint(self, old_path: str, new_row: dict) -> None:
         """A moved file: same content, new path. Nothing is re-embedded."""
@@ -301,6 +344,10 @@ class Tables:
         ]
         for i in range(0, len(orphans), _IN_CHUNK):
             self.clips.delete(sql_in("clip_id", orphans[i : i + _IN_CHUNK]))
+        try:
+            self.remove_unreferenced_files()  # fragments a killed Ray run wrote but never committed
+        except Exception as err:  # only disk space is at stake: never fail a run over it
+            warnings.warn(f"uncommitted clip files were not removed ({err}); the next run tries again")
         return len(orphans)
 
     def compact(self) -> None:
@@ -413,14 +460,6 @@ def _normalise_file_row(row: dict) -> dict:
     if out["indexed_at"] is None:
         out["indexed_at"] = time.time()
     return out
-
-
-def _clips_table(rows: list[dict], vectors: np.ndarray, dim: int) -> pa.Table:
-    schema = clips_schema(dim)
-    cols = {f.name: [r.get(f.name) for r in rows] for f in schema if f.name != "vector"}
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-    cols["vector"] = pa.FixedSizeListArray.from_arrays(flat, dim)
-    return pa.Table.from_pydict(cols, schema=schema)
 
 
 def _vector_matrix(column: pa.ChunkedArray, dim: int) -> np.ndarray:

@@ -5,7 +5,14 @@ task feeding one call of an embed actor, and what comes back is keyed by (file, 
 per-file bookkeeping the commit protocol needs (a file with all its views or not at all, parts of a
 long file, resume) is the local pipeline's FileJob, which a Dataset's row stream would have to
 re-assemble. Back-pressure is a bound on chunks in flight: decoded frames wait in Ray's object
-store (spilled to disk past its size), never in the driver, which only ever sees spans and vectors.
+store (spilled to disk past its size), never in the driver.
+
+Writes: an embed actor writes each chunk's clips (every view of each) into the index as Lance
+fragments and returns their metadata and clip ids; the driver, which never sees a vector, commits
+a batch's fragments in one Lance append, then the files rows, as the local pipeline commits rows
+(avsearch.store.tables). A part of a long file is therefore whole chunks. Fragments of a chunk
+whose file fails, of a chunk run twice, or of a killed run are never committed; the store deletes
+them under the write lock (avsearch.store.fragments).
 
 Faults: a decode task whose process dies is run again by Ray (`decode_retries`); one that dies
 every time (a file that crashes FFmpeg natively) fails its file. An embed actor that dies is
@@ -25,8 +32,8 @@ from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
 from avsearch.types import View
 from avsearch.indexer.distributed import faults
-from avsearch.indexer.distributed.work import EmbeddedChunk, EmbedWorker, decode_chunk
-from avsearch.indexer.pipeline import (FileJob, PipelineOptions, _commit_for, _embedding_state, _part_commit,
+from avsearch.indexer.distributed.work import ClipDestination, EmbeddedChunk, EmbedWorker, decode_chunk
+from avsearch.indexer.pipeline import (FileJob, PipelineOptions, Written, _commit_for, _embedding_state, _part_commit,
                                        announce_committing)
 from avsearch.indexer.report import IndexReport, Progress, ProgressCallback
 
@@ -133,9 +140,13 @@ class _Run:
         self.done: set[int] = set()
         self.last_commit = time.monotonic()
         self.commits_left = faults.driver_commits_left()
+        self.dies_before_final = faults.driver_dies_before_final()
         self.chunks_left = [0] * len(jobs)
         self.clips_seen = [0] * len(jobs)
         self.damage: list[list] = [[] for _ in jobs]
+        # Per file: chunks embedded and written as fragments, not committed yet: (ranges, result).
+        self.written: list[list[tuple[list[int], EmbeddedChunk]]] = [[] for _ in jobs]
+        self.target = store.fragment_target()
         self.pool_died = False
 
     def run(self) -> None:
@@ -197,7 +208,9 @@ class _Run:
                                         want_video, want_audio, options.stall_s)
                 a = min(load, key=load.get)  # the actor with the fewest chunks waiting
                 load[a] += 1
-                inflight[actors[a].embed.remote(decoded, job.views)] = (j, idxs, a)
+                destination = ClipDestination(self.target, media.path, job.fingerprint, media.duration_s,
+                                              self.ro.model_id)
+                inflight[actors[a].embed.remote(decoded, job.views, destination)] = (j, idxs, a)
             if not inflight:  # the work left was only chunks of files that failed already
                 continue
             finished, _ = ray.wait(list(inflight), num_returns=1)
@@ -220,16 +233,11 @@ class _Run:
         if result.error is not None:
             job.error = job.error or result.error
         else:
-            for k, (span, needs) in enumerate(zip(result.spans, result.needs)):
-                i = idxs[k]
-                job.spans[i] = span
-                job.needs[i] = needs
-            for (k, view), vec in result.vectors.items():
-                job.vectors[(idxs[k], view)] = vec
+            self.written[j].append((idxs[:len(result.spans)], result))  # ranges past the file's end had no clip
             self.clips_seen[j] += len(result.spans)
             self.damage[j].extend(result.damage)
             self.state.clips_decoded += len(result.spans)
-            self.state.clips_done += len(result.vectors)
+            self.state.clips_done += len(result.clip_ids)
             self.state.phase_done = self.state.clips_done
             self.state.current = job.media.path
             if self.progress:  # after every chunk, as the local pipeline after every decoded clip and batch
@@ -246,10 +254,12 @@ class _Run:
         job = self.jobs[j]
         if j in self.done:
             return
-        if not job.settled():
-            self.commit_part(job)
+        if job.error is None and job.decoded is None:  # a chunk of it is still out
+            self.commit_part(j)
             return
-        self.ready.append(_commit_for(job, self.model, self.report))
+        # A failed file's fragments stay uncommitted (orphans the store removes).
+        chunks, self.written[j] = self.written[j], []
+        self.ready.append(_commit_for(job, self.model, self.report, _written(chunks)))
         job.payloads.clear()
         job.vectors.clear()
         self.done.add(j)
@@ -260,21 +270,31 @@ class _Run:
         if self.progress:
             self.progress(self.state)
 
-    def commit_part(self, job: FileJob) -> None:
+    def commit_part(self, j: int) -> None:
+        """As the local pipeline's commit_part, in whole chunks: a chunk's fragments hold every
+        view of its clips, and are committed together or not at all."""
+        job = self.jobs[j]
         if job.error is not None:
             return
-        part = job.embedded()
-        if len(job.committed) + len(part) >= len(job.ranges):  # some range waits for the final commit
-            part = part[:-1]
+        chunks = sorted(self.written[j], key=lambda c: c[0][0] if c[0] else -1)
+        # Some range waits for the final commit (a resumed file has something to decode). While a
+        # chunk of the file is out, as here, that holds already; kept against a change of that.
+        if len(job.committed) + sum(len(idxs) for idxs, _ in chunks) >= len(job.ranges):
+            chunks = chunks[:-1]
+        part = [i for idxs, _ in chunks for i in idxs]
         if sum(job.ranges[i][1] - job.ranges[i][0] for i in part) < self.options.partial_commit_s:
             return
-        self.ready.append(_part_commit(job, self.model, self.report, part))
+        self.written[j] = [c for c in self.written[j] if not any(c is p for p in chunks)]
+        self.ready.append(_part_commit(job, self.model, self.report, part, _written(chunks)))
         self.maybe_commit(force=True)  # a batch must never hold two rows of one path
 
     def maybe_commit(self, force: bool = False) -> None:
         options = self.options
         if self.ready and (force or len(self.ready) >= options.commit_every_files
                            or time.monotonic() - self.last_commit >= options.commit_every_s):
+            if self.dies_before_final and any(self.dies_before_final in c.file_row["path"] and c.fragments
+                                              and c.file_row["status"] == "ok" for c in self.ready):
+                faults.kill_self()
             self.store.commit(self.ready)
             self.ready.clear()
             self.last_commit = time.monotonic()
@@ -349,6 +369,11 @@ def release_actors() -> None:
             except Exception:  # Ray already shut down, or the actor is gone: nothing to free
                 pass
     _ACTORS.clear()
+
+
+def _written(chunks: list[tuple[list[int], EmbeddedChunk]]) -> Written:
+    return Written(fragments=[f for _, c in chunks for f in c.fragments],
+                   clip_ids=[cid for _, c in chunks for cid in c.clip_ids])
 
 
 def _ray_failure(err: BaseException) -> str:

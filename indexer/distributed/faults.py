@@ -7,7 +7,10 @@ names a directory, a Ray worker (or the driver) looks there for a file named aft
                 (SIGKILL) — the first one only: it deletes the file first, so Ray's retry succeeds
   decode-always every decode worker reading such a path dies of SIGSEGV (a hostile file)
   embed-once    the embed actor about to embed a clip of such a path kills itself, once
+  embed-written-once  the same, after it wrote the chunk's fragments (before returning them)
   driver-after  the driver kills itself (SIGKILL) after as many commits as the file's text says
+  driver-before-final  the driver kills itself just before the commit that would complete a path
+                containing the file's text: that file's last fragments are written, not committed
 
 The directory must be in the environment before Ray starts, so that its workers inherit it.
 """
@@ -56,3 +59,9 @@ def driver_commits_left() -> Optional[int]:
 
 def kill_self() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def driver_dies_before_final() -> Optional[str]:
+    """The text of a path whose final commit the driver must not live to make; None: no such fault."""
+    found = _read("driver-before-final")
+    return found[1] if found is not None and found[1] else None

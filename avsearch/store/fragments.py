@@ -1,0 +1,86 @@
+"""Clip rows written by other processes than the one that commits them: Lance's distributed write.
+
+A Ray embed actor writes the clips it embedded as Lance fragments (data files in the clips dataset
+that no version lists yet) and hands back only their metadata, a few hundred bytes of JSON; the
+driver commits every fragment of a batch in one Append (tables.py, step 1 of its commit), so the
+vectors never travel through the driver. Until that commit the files belong to no version: readers
+never see them, and a chunk whose file fails, a chunk run twice after a worker died, or a run killed
+before its commit leaves them as orphans, which `remove_unreferenced_files` deletes under the write
+lock (at the next write's recovery, and at the end of each write run).
+
+Imports Lance and pyarrow only, never LanceDB: an embed actor loads this module and stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Sequence
+
+import numpy as np
+
+from avsearch.errors import AvsearchError
+from avsearch.store.schema import clips_table
+
+_NEVER = timedelta(days=365 * 100)  # an age no version reaches: only files of no version go
+
+
+class FragmentWriteError(AvsearchError, OSError):
+    """A worker could not write its clips into the index's clips dataset."""
+
+
+@dataclass(frozen=True)
+class FragmentTarget:
+    """Where a worker writes clip fragments. Picklable and small; `uri` is a string, not a Path,
+    so that an object-store URI (s3://..., gs://...) works where Lance supports one."""
+
+    uri: str  # the clips dataset (<index>/lance/clips.lance)
+    dim: int
+    storage_version: str  # the dataset's data storage version: a fragment must match it
+
+
+def write_clip_fragments(target: FragmentTarget, rows: Sequence[dict], vectors: np.ndarray) -> list[str]:
+    """Write `rows` (the clips schema's fields, as the local pipeline builds them) with their
+    `vectors` as uncommitted fragments of the clips dataset; return each fragment's metadata as
+    JSON, for `commit_fragments` in the committing process."""
+    if not rows:
+        return []
+    import lance
+    from lance.fragment import write_fragments
+
+    table = clips_table(list(rows), vectors, target.dim)
+    try:
+        # Opened first: on a node that does not see the index (a local path that exists only on
+        # the driver's machine), writing alone would create a stray dataset folder there, and the
+        # committed metadata would then name files the driver cannot read.
+        lance.dataset(target.uri)
+        written = write_fragments(table, target.uri, schema=table.schema,
+                                  data_storage_version=target.storage_version)
+    except Exception as err:
+        raise FragmentWriteError(
+            f"could not write clips into the index's table {target.uri} from this machine "
+            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}). "
+            "On a Ray cluster every node writes into the index: put --index on storage every node "
+            "reaches at the same path (a shared filesystem) or on an object store, and check that it "
+            "is writable and not full") from None
+    return [json.dumps(f.to_json()) for f in written]
+
+
+def commit_fragments(uri: str, fragments: Sequence[str], read_version: int) -> int:
+    """Append the fragments (their `write_clip_fragments` metadata) to the dataset at `uri` in one
+    commit; returns the new version."""
+    import lance
+    from lance.fragment import FragmentMetadata
+
+    operation = lance.LanceOperation.Append([FragmentMetadata.from_json(f) for f in fragments])
+    return int(lance.LanceDataset.commit(uri, operation, read_version=read_version).version)
+
+
+def remove_unreferenced_files(dataset) -> int:
+    """Delete the files of the Lance dataset that no version lists (fragments never committed),
+    keeping every version. Only under the write lock, with no worker of this index writing: a
+    fragment written for a commit still to come cannot be told from an orphan. Returns how many
+    data files went."""
+    stats = dataset.cleanup_old_versions(older_than=_NEVER, delete_unverified=True)
+    return int(stats.data_files_removed)
