@@ -60,11 +60,12 @@ class Job:
 class JobRunner:
     """Runs at most one indexing job at a time on the service's Index."""
 
-    def __init__(self, index, confine_to: Sequence[Path] = ()):
+    def __init__(self, index, confine_to: Optional[Sequence[Path]] = None):
         self._index = index
         # A job reads only under the service's roots: a symlink in a served folder that leads
         # elsewhere is not followed (it is listed in the job's report under "skipped").
-        self._confine_to = list(confine_to)
+        # None: anywhere (an empty list would let a job read nothing at all).
+        self._confine_to = None if confine_to is None else list(confine_to)
         self._lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
         self.latest: Optional[Job] = None

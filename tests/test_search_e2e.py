@@ -90,7 +90,7 @@ def test_a_growing_pool_fetches_each_candidate_once_and_ranks_as_a_full_rescore_
 
 def _counting(ann, monkeypatch):
     """Counts of the ANN index's list choices (probes), PQ scans and vectors re-scored."""
-    counts = {"probes": 0, "scans": 0, "rescored": 0}
+    counts = {"probes": 0, "scans": 0, "rescored": 0, "ids": []}
     real_probe, real_scan, real_score = ann._probe, ann._scan, ann.rescore.inner_products
 
     def probe(*a):
@@ -103,6 +103,7 @@ def _counting(ann, monkeypatch):
 
     def score(ids, query):
         counts["rescored"] += len(ids)
+        counts["ids"].extend(ids.tolist())
         return real_score(ids, query)
 
     monkeypatch.setattr(ann, "_probe", probe)
@@ -138,16 +139,17 @@ def test_a_growing_pool_scans_the_lists_at_most_twice(one_faiss_thread, monkeypa
 def test_asking_again_for_more_continues_the_first_search(one_faiss_thread, monkeypatch):
     ann, x, queries = _crowded_index()
     q = queries[0][None, :]
-    fresh = ann.search(q, 40)  # what a search for 40 finds on its own
+    fresh = ann.search(q, 200)  # what a search for 200 finds on its own
     counts = _counting(ann, monkeypatch)
     state = SearchState()
     ann.search(q, 10, state=state)
-    first = dict(counts)
-    scores, ids = ann.search(q, 40, state=state)
+    first = dict(counts, ids=list(counts["ids"]))
+    scores, ids = ann.search(q, 200, state=state)  # a pool of 400: deeper than the first one grew
     assert counts["probes"] == first["probes"] == 1  # the lists were chosen once
     # nothing scored in the first search is scored again: the second only adds candidates
-    assert counts["rescored"] - first["rescored"] < counts["rescored"]
-    assert counts["rescored"] <= 640  # at most the deepest pool, each candidate once
+    again = counts["ids"][len(first["ids"]):]
+    assert first["ids"] and again and not set(again) & set(first["ids"])
+    assert len(set(counts["ids"])) == len(counts["ids"]) <= 640  # each candidate once, at most the deepest pool
     assert np.array_equal(ids, fresh[1]) and np.allclose(scores, fresh[0])
     # another query, or the index changed, with the same state: searched afresh
     other = ann.search(queries[1][None, :], 10, state=state)
@@ -155,6 +157,31 @@ def test_asking_again_for_more_continues_the_first_search(one_faiss_thread, monk
     ann.add(_unit(q + 1e-3).astype(np.float32), np.array([10**6]))
     again = ann.search(q, 10, state=state)
     assert again[1][0, 0] == 10**6
+
+
+def test_a_continued_search_answers_as_a_fresh_one_when_pq_scores_tie(one_faiss_thread):
+    # Every vector four times over: tied PQ scores everywhere, so which of them a scan keeps at
+    # its cut-off depends on how deep it scans.
+    x, queries = _crowded(seed=2)
+    x = np.repeat(x, 4, axis=0)
+    config = AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, nlist=8, nprobe=8, min_candidates=0,
+                       refine_factor=2, max_candidates=640)
+    ann = AnnIndex.build(x, np.arange(len(x)), config)
+    for q in queries:
+        state = SearchState()
+        for k in (10, 25, 40, 90):
+            got = ann.search(q[None, :], k, state=state)
+            fresh = ann.search(q[None, :], k)
+            assert np.array_equal(got[1], fresh[1]) and np.array_equal(got[0], fresh[0])
+
+
+def test_a_vector_that_is_not_a_number_scores_nan_and_leaves_the_others_alone(one_faiss_thread):
+    rv = RescoreVectors(8)
+    x = np.eye(8, dtype=np.float32)[:3]
+    x[1] = np.nan
+    rv.add(x, np.array([10, 11, 12]))
+    got = rv.inner_products(np.array([10, 11, 12]), np.ones(8, np.float32))
+    assert got[0] == 1 and np.isnan(got[1]) and got[2] == 1
 
 
 def _store_with_files(path, files, clips_per_file, dim, config, seed=0):
@@ -274,6 +301,28 @@ def test_inner_products_score_the_float16_rows_as_get_then_a_float32_dot_does(tm
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert got[len(ids[::-3])] == 0  # the id not held scores 0, as its zero vector from get() does
     assert len(both.inner_products(np.zeros(0, np.int64), query)) == 0
+
+
+def test_top_k_of_a_subset_ranks_as_get_then_a_float32_dot_does(tmp_path, one_faiss_thread):
+    rng = np.random.default_rng(4)
+    dim = 40
+    x = rng.standard_normal((90, dim)).astype(np.float32)
+    ids = np.arange(90) * 3 + 2
+    rv = RescoreVectors(dim)
+    rv.add(x[:60], ids[:60])
+    rv.save(_mkdir(tmp_path / "a"))
+    rv = RescoreVectors.load(tmp_path / "a", dim)
+    rv.add(x[60:], ids[60:])
+    subset = ids[rng.choice(90, 30, replace=False)]  # saved and added rows, in no order
+    queries = rng.standard_normal((3, dim)).astype(np.float32)
+    scores, got = rv.top_k(subset, queries, 5)
+    full = queries @ rv.get(subset).T
+    for q in range(3):
+        best = np.argsort(-full[q], kind="stable")[:5]
+        assert got[q].tolist() == subset[best].tolist()
+        np.testing.assert_allclose(scores[q], full[q, best], rtol=1e-5, atol=1e-5)
+    scores, got = rv.top_k(subset[:2], queries, 4)  # fewer ids than k: padded
+    assert (got[:, 2:] == -1).all() and np.isneginf(scores[:, 2:]).all() and (got[:, :2] >= 0).all()
 
 
 def test_the_index_own_rescore_ranks_as_the_float32_fetch_path(tmp_path, one_faiss_thread):

@@ -22,8 +22,10 @@ def test_sigterm_mid_run_stops_like_ctrl_c_and_a_rerun_finishes_the_job(tmp_path
     from avsearch.media.synth import write_video
 
     media = tmp_path / "media"
-    for i in range(3):
-        write_video(media / f"v{i}.mp4", duration_s=8.0, audio=True, tone_hz=200.0 + 70 * i, seed=30 + i)
+    # Enough work that the run is still embedding when the signal comes: a new index takes its
+    # write lock only once the model is loaded, right before the embedding starts.
+    for i in range(4):
+        write_video(media / f"v{i}.mp4", duration_s=16.0, audio=True, tone_hz=200.0 + 70 * i, seed=30 + i)
     idx = tmp_path / "idx"
     proc = subprocess.Popen(cli("index", media, "--index", idx, "--model", "tiny", "--workers", "1"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -33,7 +35,7 @@ def test_sigterm_mid_run_stops_like_ctrl_c_and_a_rerun_finishes_the_job(tmp_path
         deadline = time.monotonic() + 120
         while not (lock.exists() and lock.read_text()) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # the run holds the write lock: it is past model loading, into the work
-        time.sleep(0.5)
+        time.sleep(0.2)
         assert proc.poll() is None, "the indexer finished before it could be stopped"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

@@ -8,7 +8,7 @@ import pytest
 
 from fragment_fixtures import unreferenced_data_files
 from avsearch.store import FileCommit, IndexMeta, Store
-from avsearch.store.fragments import FragmentTarget, FragmentWriteError, write_clip_fragments
+from avsearch.store.fragments import FragmentTarget, FragmentWriteError, check_target, write_clip_fragments
 
 DIM = 8
 
@@ -100,3 +100,20 @@ def test_a_worker_that_cannot_reach_the_index_gets_an_error_naming_shared_storag
     with pytest.raises(FragmentWriteError, match="every node reaches"):
         write_clip_fragments(FragmentTarget(str(missing), DIM, "2.2"), rows, vecs)
     assert not (tmp_path / "elsewhere").exists(), "a stray dataset was made where the index is not"
+
+
+def test_another_table_at_the_index_path_is_refused_by_the_worker_check_and_at_the_commit(store, tmp_path):
+    target = store.fragment_target()
+    check_target(target)  # the index's own table, as the run began: writable
+    other = Store.create(tmp_path / "elsewhere", IndexMeta("m", "m", DIM)).fragment_target()  # another node's
+    with pytest.raises(FragmentWriteError, match="another one than the index's|could not write"):
+        check_target(FragmentTarget(other.uri, DIM, target.storage_version, target.version, target.rows))
+    # A worker that wrote there anyway: its fragments name files the index's table does not hold.
+    rows, vecs = rows_and_vectors("/b.wav", "b1", 2, seed=2)
+    stray = write_clip_fragments(other, rows, vecs)
+    before = stored(store)
+    with pytest.raises(FragmentWriteError, match="another table at the same path"):
+        store.commit([FileCommit(file_row("/b.wav", "b1", 2), fragments=stray,
+                                 fragment_clip_ids=[r["clip_id"] for r in rows])])
+    assert stored(store).keys() == before.keys()  # nothing committed, the table reads as before
+    assert not store.file_rows("path = '/b.wav'")

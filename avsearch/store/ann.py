@@ -50,8 +50,9 @@ _FEW_QUERIES = 4
 # A candidate pool that may miss a neighbour doubles. With only the added candidates re-scored,
 # small steps save re-scoring: 100k x 1024, the merging path's cross-modal queries, x2 against x4:
 # 431 against 574 vectors re-scored on average (p99 2,048 against 4,096). The PQ scan behind a
-# grown pool is taken once, at max_candidates (`_ScanMemo`): a scan costs about the same at any k
-# (200k x 3584: 1.4 ms at k=256, 3.2 ms at 4,096), and rescanning at each doubling cost up to four.
+# grown pool is taken once, at max_candidates (`_ScanMemo`): every scan reads every code of the
+# probed lists, so a deep one costs little more (200k x 3584: 1.4 ms at k=256, 3.2 ms at 4,096)
+# than the up to four rescans of 1.4-2.4 ms each that doubling took.
 _POOL_GROWTH = 2
 _SMALL_SUBSET = 20_000  # an allowed set this small is scored exactly: cheaper than probing lists
 # Above this many (training point x sub-quantizer) k-means assignments per PQ pass, the build uses
@@ -119,6 +120,7 @@ class AnnIndex:
         # lists in that space are the base every PQ score of the list adds to.
         self._reduced_centroids = self._ivf.quantizer.reconstruct_n(0, self._ivf.nlist) if self._ivf else None
         self._gpu_coarse = None
+        self.changes = 0  # adds and removals so far, in memory
         # ivfpq: the vectors candidates are re-scored with (a flat index holds exact vectors itself)
         self.rescore = rescore if rescore is not None or kind == "flat" else RescoreVectors(dim)
 
@@ -194,6 +196,7 @@ class AnnIndex:
     def _sync_ntotal(self) -> None:
         if self._ivf is not None:  # add_core bypasses the wrapper, which saves its own count
             self.index.ntotal = self._ivf.ntotal
+        self.changes += 1  # a SearchState of before no longer serves (see _ScanMemo.serves)
 
     def needs_rebuild(self) -> bool:
         c = self.config
@@ -229,9 +232,9 @@ class AnnIndex:
         if allowed_ids is not None:
             allowed_ids = np.asarray(allowed_ids, dtype=np.int64)
             if fetch is not None and len(allowed_ids) <= max(_SMALL_SUBSET, k):
-                if fetch_vectors is None:  # own vectors: a clip the index does not hold is no result
-                    allowed_ids = allowed_ids[self.rescore.rows_of(allowed_ids) >= 0]
                 # A selective filter: score the allowed clips exactly, always k results.
+                if fetch_vectors is None:  # own vectors: a clip the index does not hold is no result
+                    return self.rescore.top_k(allowed_ids[self.rescore.rows_of(allowed_ids) >= 0], queries, k)
                 return _exact_subset(queries, k, allowed_ids, fetch)
         if self.kind == "flat":
             return self._search_flat(queries, k, allowed_ids)
@@ -489,41 +492,48 @@ class _ScanMemo:
     """One search's probe, PQ scans and exact scores, by query row."""
 
     def __init__(self, ann: "AnnIndex", queries: np.ndarray, allowed_ids, fetch_vectors):
-        self.ann, self.queries, self.allowed_ids, self.fetch_vectors = ann, queries, allowed_ids, fetch_vectors
-        self.ntotal = ann.ntotal  # an index updated in place since (appends, removals) is searched afresh
+        self.ann, self.queries, self.allowed_ids, self.fetch_vectors = ann, queries.copy(), allowed_ids, fetch_vectors
+        self.changes = ann.changes  # an index updated in place since (appends, removals) is searched afresh
         self.probe: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
-        self.scans: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # row -> (PQ scores, ids), best first
+        # row -> {depth: (PQ scores, ids), best first}. Kept per depth: among tied PQ scores a
+        # scan's heap keeps the first it meets, so the top 400 of a 4,096-deep scan can differ from
+        # a 400-deep scan; a search continued from this memo then answers as a fresh one would.
+        self.scans: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
         self.scored: dict[int, _ScoredCandidates] = {}
 
     def serves(self, ann, queries, allowed_ids, fetch_vectors) -> bool:
-        return (ann is self.ann and ann.ntotal == self.ntotal and fetch_vectors is self.fetch_vectors
+        return (ann is self.ann and ann.changes == self.changes and fetch_vectors is self.fetch_vectors
                 and np.array_equal(queries, self.queries)
                 and (allowed_ids is None) == (self.allowed_ids is None)
                 and (allowed_ids is None or np.array_equal(allowed_ids, self.allowed_ids)))
 
     def scan(self, rows: np.ndarray, pool: int, scan_k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The best `pool` PQ candidates of each of `rows`, from an earlier scan where one went
-        that deep (or saw every code of the probed lists); the others are scanned at
-        max(pool, scan_k)."""
-        todo = [r for r in rows if not self._covers(int(r), pool)]
+        """The best `pool` PQ candidates of each of `rows`, cut from a scan max(pool, scan_k)
+        deep: an earlier one of that depth (or one that saw every code of the probed lists), else
+        a new one."""
+        depth = max(pool, scan_k)
+        todo = [r for r in rows if self._taken(int(r), depth) is None]
         if todo:
             lists, reduced, base = self.probe
             at = np.asarray(todo)
-            s, i = self.ann._scan((lists[at], reduced[at], base[at]), max(pool, scan_k), self.allowed_ids)
+            s, i = self.ann._scan((lists[at], reduced[at], base[at]), depth, self.allowed_ids)
             for j, r in enumerate(todo):
-                self.scans[int(r)] = (s[j], i[j])
+                self.scans.setdefault(int(r), {})[depth] = (s[j], i[j])
         scores = np.full((len(rows), pool), -np.inf, np.float32)
         ids = np.full((len(rows), pool), -1, np.int64)
         for j, r in enumerate(rows):
-            s, i = self.scans[int(r)]
+            s, i = self._taken(int(r), depth)
             scores[j, : min(pool, len(s))], ids[j, : min(pool, len(i))] = s[:pool], i[:pool]
         return scores, ids
 
-    def _covers(self, row: int, pool: int) -> bool:
-        if row not in self.scans:
-            return False
-        ids = self.scans[row][1]
-        return len(ids) >= pool or (len(ids) and ids[-1] < 0)
+    def _taken(self, row: int, depth: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        taken = self.scans.get(row, {})
+        if depth in taken:
+            return taken[depth]
+        for s, i in taken.values():
+            if len(i) and i[-1] < 0:  # saw every code of the probed lists: any depth is its cut
+                return s, i
+        return None
 
 
 class _ScoredCandidates:

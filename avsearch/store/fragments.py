@@ -38,6 +38,41 @@ class FragmentTarget:
     uri: str  # the clips dataset (<index>/lance/clips.lance)
     dim: int
     storage_version: str  # the dataset's data storage version: a fragment must match it
+    # The dataset's version when the run began and its rows then: `check_target` makes sure a
+    # worker sees this very table, not another one at the same path on its own node.
+    version: int = 1
+    rows: int = 0
+
+
+def check_target(target: FragmentTarget) -> None:
+    """Raise FragmentWriteError, naming the fix, unless this process can write into the index's
+    own clips table: Lance importable, the dataset reachable at `target.uri`, and its version of
+    the run's start holding the rows the committing process saw. Each embed actor checks once,
+    before any work, so a misconfigured node stops the run instead of failing file after file."""
+    try:
+        import lance
+    except ImportError as err:
+        raise FragmentWriteError(f"this Ray node cannot write clips ({err}): install avsearch with its Ray extra, "
+                                 "pip install \"avsearch[ray]\", on every node") from None
+    try:
+        seen = lance.dataset(target.uri, version=target.version).count_rows()
+    except Exception as err:
+        raise FragmentWriteError(_unreachable(target, err)) from None
+    if seen != target.rows:
+        raise FragmentWriteError(
+            f"the clips table at {target.uri} seen from this Ray node is another one than the index's "
+            f"({seen} rows at version {target.version}, not {target.rows}): a local folder at the same "
+            "path on this node? Put --index on storage every node reaches at the same path")
+
+
+def missing_files(uri: str, fragments: Sequence[str]) -> list[str]:
+    """The data files `fragments` name that are not in the dataset at `uri`: written by a worker
+    into another table at the same path. Committing them would leave a version no one can read."""
+    from pyarrow import fs
+
+    filesystem, root = fs.FileSystem.from_uri(uri)
+    names = [f"{root}/data/{f['path']}" for fragment in fragments for f in json.loads(fragment)["files"]]
+    return [i.path for i in filesystem.get_file_info(names) if i.type == fs.FileType.NotFound]
 
 
 def write_clip_fragments(target: FragmentTarget, rows: Sequence[dict], vectors: np.ndarray) -> list[str]:
@@ -58,13 +93,16 @@ def write_clip_fragments(target: FragmentTarget, rows: Sequence[dict], vectors: 
         written = write_fragments(table, target.uri, schema=table.schema,
                                   data_storage_version=target.storage_version)
     except Exception as err:
-        raise FragmentWriteError(
-            f"could not write clips into the index's table {target.uri} from this machine "
-            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}). "
-            "On a Ray cluster every node writes into the index: put --index on storage every node "
-            "reaches at the same path (a shared filesystem) or on an object store, and check that it "
-            "is writable and not full") from None
+        raise FragmentWriteError(_unreachable(target, err)) from None
     return [json.dumps(f.to_json()) for f in written]
+
+
+def _unreachable(target: FragmentTarget, err: BaseException) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return (f"could not write clips into the index's table {target.uri} from this machine "
+            f"({type(err).__name__}: {first}). On a Ray cluster every node writes into the index: put "
+            "--index on storage every node reaches at the same path (a shared filesystem) or on an object "
+            "store, and check that it is writable and not full")
 
 
 def commit_fragments(uri: str, fragments: Sequence[str], read_version: int) -> int:

@@ -159,11 +159,15 @@ class Store:
         if on_ann is not None:
             on_ann()
         self.ensure_ann(save=True)
+        # Everything is committed: a failed cleanup must not fail the run; the next run tries again.
         try:
             self.remove_old_versions(keep_only_latest=purge)
-            self.tables.remove_unreferenced_files()  # this run's uncommitted Ray fragments
-        except Exception as err:  # everything is committed: a failed cleanup must not fail the run
+        except Exception as err:
             warnings.warn(f"old versions of {self.directory} were not cleaned up ({err}); the next run tries again")
+        try:
+            self.tables.remove_unreferenced_files()  # this run's uncommitted Ray fragments
+        except Exception as err:
+            warnings.warn(f"uncommitted fragments in {self.directory} were not removed ({err}); the next run tries again")
         self.ensure_ann(save=True)  # a no-op unless the cleanup's own compaction made a version
 
     def remove_old_versions(self, *, keep_only_latest: bool = False) -> int:

@@ -285,9 +285,15 @@ class Tables:
     def _append_fragments(self, fragments: list[str], clip_rows: list[dict], vectors: list[np.ndarray]) -> None:
         """One Lance commit appending the workers' fragments (and `clip_rows`, written here as one
         more fragment): the batch's clips land together or not at all, as with clips.add."""
-        from avsearch.store.fragments import commit_fragments, write_clip_fragments
+        from avsearch.store.fragments import FragmentWriteError, commit_fragments, missing_files, write_clip_fragments
 
         dataset = self.clips.to_lance()
+        missing = missing_files(dataset.uri, fragments)
+        if missing:
+            raise FragmentWriteError(
+                f"{len(missing)} data files that Ray workers wrote are not in {dataset.uri} (first: {missing[0]}): "
+                "a worker wrote into another table at the same path on its own node. Nothing of this batch was "
+                "committed; put --index on storage every node reaches at the same path")
         if clip_rows:
             fragments = fragments + write_clip_fragments(self.fragment_target(), clip_rows, np.concatenate(vectors))
         commit_fragments(dataset.uri, fragments, read_version=dataset.version)
@@ -298,7 +304,8 @@ class Tables:
         from avsearch.store.fragments import FragmentTarget
 
         dataset = self.clips.to_lance()
-        return FragmentTarget(uri=str(dataset.uri), dim=self.dim, storage_version=str(dataset.data_storage_version))
+        return FragmentTarget(uri=str(dataset.uri), dim=self.dim, storage_version=str(dataset.data_storage_version),
+                              version=int(dataset.version), rows=int(dataset.count_rows()))
 
     def remove_unreferenced_files(self) -> int:
         """Delete the clips dataset's data files that no version lists: fragments Ray workers wrote

@@ -30,6 +30,7 @@ from avsearch.errors import AvsearchError
 from avsearch.media.damage import merged
 from avsearch.models.base import Embedder
 from avsearch.store import FileCommit, Store
+from avsearch.store.fragments import FragmentWriteError
 from avsearch.types import View
 from avsearch.indexer.distributed import faults
 from avsearch.indexer.distributed.work import ClipDestination, EmbeddedChunk, EmbedWorker, decode_chunk
@@ -163,6 +164,11 @@ class _Run:
         except AvsearchError:
             _forget_pool(ray, actors)  # another model than the index's: its actors would only hold GPUs
             raise
+        # Every actor writes into the index: one that cannot (no Lance, the index's folder not on its
+        # node, another table at that path) stops the run here, not file after file.
+        problems = [p for p in ray.get([a.check_destination.remote(self.target) for a in actors]) if p]
+        if problems:
+            raise FragmentWriteError(problems[0])
         decode = ray.remote(decode_chunk).options(num_cpus=1, max_retries=ro.decode_retries, retry_exceptions=False)
         actor_cpus = 0 if gpus else (1 if ro.actor_cpus is None else ro.actor_cpus)
         decode_slots = max(1, int(resources.get("CPU", 1) - n_actors * actor_cpus))

@@ -21,7 +21,7 @@ from avsearch.media import DecodeOptions, iter_clips
 from avsearch.media.damage import Damage
 from avsearch.models.base import Embedder
 from avsearch.types import Clip, MediaFile, View
-from avsearch.store.fragments import FragmentTarget, write_clip_fragments
+from avsearch.store.fragments import FragmentTarget, FragmentWriteError, check_target, write_clip_fragments
 from avsearch.indexer.distributed.faults import maybe_die
 from avsearch.indexer.rows import clip_row
 
@@ -95,6 +95,14 @@ class EmbedWorker:
 
     def model_id(self) -> str:
         return self.embedder.model_id
+
+    def check_destination(self, target: FragmentTarget) -> Optional[str]:
+        """Why this actor cannot write into the index (None: it can); asked once per run."""
+        try:
+            check_target(target)
+        except FragmentWriteError as err:
+            return str(err)
+        return None
 
     def embed(self, chunk: DecodedChunk, views: Sequence[View], destination: ClipDestination) -> EmbeddedChunk:
         """Embed the chunk's clips in every view each supports and write them, all in one go, as
