@@ -211,6 +211,9 @@ def test_an_embed_worker_that_cannot_write_into_the_index_fails_its_file_with_th
     out = EmbedWorker(Ones).embed(chunk, [View.AUDIO], ClipDestination(target, "/a.wav", "fp", 2.0, "m"))
     assert out.error is not None and "every node reaches" in out.error, out.error
     assert not out.clip_ids and not out.fragments
+    # ... and the check each actor answers before any work (engine.py stops the run on it)
+    problem = EmbedWorker(Ones).check_destination(target)
+    assert problem is not None and "every node reaches" in problem
 
 
 def test_the_cli_indexes_on_ray_and_its_dry_run_starts_no_ray_work(tmp_path, small_lib, small_reference,
