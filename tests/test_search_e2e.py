@@ -284,16 +284,24 @@ def test_the_rescoring_file_is_extended_on_save_and_rewritten_once_removals_pile
     assert np.array_equal(c.get(ids[150:]), x[150:].astype(np.float16).astype(np.float32))
 
 
+def _saved_and_added(folder, rng, n, saved, dim):
+    """(RescoreVectors holding n random rows, their ids): the first `saved` in its saved,
+    memory-mapped file, the others added since."""
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    ids = np.arange(n) * 5 + 1
+    first = RescoreVectors(dim)
+    first.add(x[:saved], ids[:saved])
+    first.save(_mkdir(folder))
+    both = RescoreVectors.load(folder, dim)
+    both.add(x[saved:], ids[saved:])
+    return both, ids
+
+
 def test_inner_products_score_the_float16_rows_as_get_then_a_float32_dot_does(tmp_path, one_faiss_thread):
     rng = np.random.default_rng(3)
     dim = 96  # not a multiple of faiss's SIMD width: the remainder is scored too
-    x = rng.standard_normal((120, dim)).astype(np.float32)
-    ids = np.arange(120) * 5 + 1
-    saved = RescoreVectors(dim)
-    saved.add(x[:80], ids[:80])
-    saved.save(_mkdir(tmp_path / "a"))
-    both = RescoreVectors.load(tmp_path / "a", dim)
-    both.add(x[80:], ids[80:])  # rows of the saved map and rows added since, asked for interleaved
+    both, ids = _saved_and_added(tmp_path / "a", rng, 120, 80, dim)
+    # rows of the saved map and rows added since, asked for interleaved
     ask = np.concatenate([ids[::-3], [999_999], ids[85:90]])  # unsorted, one id not held
     query = rng.standard_normal(dim).astype(np.float32)
     got = both.inner_products(ask, query)
@@ -305,16 +313,9 @@ def test_inner_products_score_the_float16_rows_as_get_then_a_float32_dot_does(tm
 
 def test_top_k_of_a_subset_ranks_as_get_then_a_float32_dot_does(tmp_path, one_faiss_thread):
     rng = np.random.default_rng(4)
-    dim = 40
-    x = rng.standard_normal((90, dim)).astype(np.float32)
-    ids = np.arange(90) * 3 + 2
-    rv = RescoreVectors(dim)
-    rv.add(x[:60], ids[:60])
-    rv.save(_mkdir(tmp_path / "a"))
-    rv = RescoreVectors.load(tmp_path / "a", dim)
-    rv.add(x[60:], ids[60:])
+    rv, ids = _saved_and_added(tmp_path / "a", rng, 90, 60, 40)
     subset = ids[rng.choice(90, 30, replace=False)]  # saved and added rows, in no order
-    queries = rng.standard_normal((3, dim)).astype(np.float32)
+    queries = rng.standard_normal((3, rv.dim)).astype(np.float32)
     scores, got = rv.top_k(subset, queries, 5)
     full = queries @ rv.get(subset).T
     for q in range(3):
