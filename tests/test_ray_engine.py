@@ -125,15 +125,21 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def test_a_driver_killed_with_sigkill_resumes_to_the_clean_result(tmp_path, small_lib, small_reference, ray_cluster):
+def run_driver_until_fault(ray_cluster, fault: str, value: str, index_dir, lib) -> None:
+    """Index `lib` on Ray in a driver process that the fault file `fault` kills with SIGKILL."""
     address, faults = ray_cluster
-    (faults / "driver-after").write_text("1")  # dies right after its first commit: a part of the long file
+    (faults / fault).write_text(value)
     try:
-        out = subprocess.run([sys.executable, "-c", DRIVER, address, tmp_path / "idx", small_lib],
+        out = subprocess.run([sys.executable, "-c", DRIVER, address, index_dir, lib],
                              capture_output=True, text=True, timeout=240)
     finally:
-        (faults / "driver-after").unlink()
+        (faults / fault).unlink()
     assert out.returncode == -9, out.stderr[-2000:]
+
+
+def test_a_driver_killed_with_sigkill_resumes_to_the_clean_result(tmp_path, small_lib, small_reference, ray_cluster):
+    # dies right after its first commit: a part of the long file
+    run_driver_until_fault(ray_cluster, "driver-after", "1", tmp_path / "idx", small_lib)
     index = Index.open(tmp_path / "idx")
     statuses = {Path(p).name: s for p, (s, _, _) in files_of(index).items()}
     assert statuses.get("long-clip.mp4") == "partial", statuses  # killed between the parts of one file
@@ -144,16 +150,9 @@ def test_a_driver_killed_with_sigkill_resumes_to_the_clean_result(tmp_path, smal
 
 def test_a_driver_killed_after_its_workers_wrote_fragments_resumes_and_leaves_no_orphan_files(
         tmp_path, small_lib, small_reference, ray_cluster):
-    address, faults = ray_cluster
     # Dies just before the commit that completes the long file: its first chunks are committed as
     # parts, the last chunk's fragments are written by the actor and never committed.
-    (faults / "driver-before-final").write_text("long-clip")
-    try:
-        out = subprocess.run([sys.executable, "-c", DRIVER, address, tmp_path / "idx", small_lib],
-                             capture_output=True, text=True, timeout=240)
-    finally:
-        (faults / "driver-before-final").unlink()
-    assert out.returncode == -9, out.stderr[-2000:]
+    run_driver_until_fault(ray_cluster, "driver-before-final", "long-clip", tmp_path / "idx", small_lib)
     assert unreferenced_data_files(tmp_path / "idx"), "no fragment was left uncommitted: the fault missed"
     index = Index.open(tmp_path / "idx")
     statuses = {Path(p).name: s for p, (s, _, _) in files_of(index).items()}
