@@ -117,3 +117,15 @@ def test_the_cli_says_no_media_was_found_and_no_index_made(tmp_path, loads, cli_
     # not a table headed "Indexed into ..." for an index that does not exist
     assert "No media found in" in out and "no index was made" in out and ".mp4" in out
     assert "Indexed into" not in out and not (tmp_path / "index").exists()
+
+
+def test_an_object_store_index_is_refused_with_the_fix_and_no_local_folder(tmp_path, monkeypatch, loads):
+    from avsearch.errors import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    loads.refuse = True
+    for uri in ("s3://bucket/idx", "gs:/bucket/idx"):  # the second as a Path-typed CLI option folds it
+        with pytest.raises(UsageError, match="object store .* Mount the bucket as a folder"):
+            Index.open(uri, model="tiny", create=True)
+    assert not any(tmp_path.iterdir())  # no "s3:" folder made here
+    assert Index.open(tmp_path / "C:" / "idx", model="tiny", create=True).path.name == "idx"  # a plain folder name
