@@ -153,12 +153,15 @@ class AnnIndex:
         return ann
 
     @classmethod
-    def build_streamed(cls, n: int, sample: np.ndarray, blocks, config: AnnConfig = AnnConfig()) -> "AnnIndex":
+    def build_streamed(cls, n: int, sample: np.ndarray, blocks, config: AnnConfig = AnnConfig(),
+                       spill_dir: Optional[Path] = None) -> "AnnIndex":
         """An IVF-PQ index of `n` vectors trained on `sample` (rows drawn at random from them, see
         `training_rows`), then filled from `blocks`, an iterable of (ids, vectors): the process
-        holds the sample and one block, never the n vectors (10M x 3584 float32 would be 143 GB)."""
+        holds the sample and one block, never the n vectors (10M x 3584 float32 would be 143 GB);
+        their float16 re-scoring copies go to a file in `spill_dir` until the index is saved."""
         index, coarse = _train_ivfpq(np.asarray(sample), config, n_total=n)
-        ann = cls(index, "ivfpq", np.asarray(sample).shape[1], config, trained_on=n, coarse=coarse)
+        dim = np.asarray(sample).shape[1]
+        ann = cls(index, "ivfpq", dim, config, trained_on=n, coarse=coarse, rescore=RescoreVectors(dim, spill_dir))
         for ids, vectors in blocks:
             if len(ids):
                 ann.add(vectors, ids)
@@ -368,7 +371,7 @@ class AnnIndex:
         os.replace(tmp, directory)
         shutil.rmtree(old, ignore_errors=True)
         if self.rescore is not None:  # from now on read from (and extended from) the saved file
-            self.rescore = RescoreVectors.load(directory, self.dim)
+            self.rescore = RescoreVectors.load(directory, self.dim, spill_dir=directory.parent)
 
     @classmethod
     def load(cls, directory: Path) -> tuple["AnnIndex", int]:
@@ -383,7 +386,8 @@ class AnnIndex:
             index = faiss.read_index(str(directory / INDEX_FILE))
             coarse = faiss.read_index(str(directory / COARSE_FILE)) if meta["kind"] == "ivfpq" else None
             config = AnnConfig(**meta["config"])
-            rescore = RescoreVectors.load(directory, meta["dim"]) if meta["kind"] == "ivfpq" else None
+            rescore = (RescoreVectors.load(directory, meta["dim"], spill_dir=directory.parent)
+                       if meta["kind"] == "ivfpq" else None)
             ann = cls(index, meta["kind"], meta["dim"], config, meta.get("trained_on", 0), coarse, rescore)
         except (OSError, RuntimeError, KeyError, TypeError, ValueError, json.JSONDecodeError) as err:
             raise ValueError(f"the ANN index at {directory} is unreadable ({err}); run `avsearch reindex`") from err

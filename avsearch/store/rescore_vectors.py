@@ -29,6 +29,7 @@ import faiss
 import numpy as np
 
 from avsearch.store.lookup import find_sorted
+from avsearch.store.spill_rows import SpillRows
 
 DATA_FILE = "rescore.f16"
 IDS_FILE = "rescore_ids.npy"
@@ -36,13 +37,13 @@ _REWRITE_DEAD_SHARE = 1 / 3  # removed rows above this share of the file: rewrit
 
 
 class RescoreVectors:
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, spill_dir: Optional[Path] = None):
         self.dim = dim
         self._path: Optional[Path] = None  # the saved data file the first `_saved_rows` rows live in
         self._saved: Optional[np.ndarray] = None  # memory map of those rows
         self._saved_rows = 0
-        self._tail: list[np.ndarray] = []  # float16 rows added since the last save/load
-        self._tail_rows = 0
+        # float16 rows added since the last save/load; beyond a bound, in a file in `spill_dir`
+        self._tail = SpillRows(dim, spill_dir)
         self._ids = np.zeros(0, np.int64)  # row id per row, -1 where removed
         self._lookup: Optional[tuple[np.ndarray, np.ndarray]] = None  # (sorted live ids, their rows)
 
@@ -54,7 +55,6 @@ class RescoreVectors:
             return
         self.remove(ids)  # a re-added id replaces its old row
         self._tail.append(np.asarray(vectors, dtype=np.float16).reshape(len(ids), self.dim))
-        self._tail_rows += len(ids)
         self._ids = np.concatenate([self._ids, ids])
         self._lookup = None
 
@@ -133,7 +133,7 @@ class RescoreVectors:
             out[saved] = block
         tail = held & ~saved
         if tail.any():
-            out[tail] = self._tail_matrix()[rows[tail] - self._saved_rows]
+            out[tail] = self._tail.take(rows[tail] - self._saved_rows)
         return out
 
     def _index(self) -> tuple[np.ndarray, np.ndarray]:
@@ -143,15 +143,11 @@ class RescoreVectors:
             self._lookup = (np.ascontiguousarray(self._ids[rows][order]), rows[order])
         return self._lookup
 
-    def _tail_matrix(self) -> np.ndarray:
-        if len(self._tail) > 1:
-            self._tail = [np.concatenate(self._tail)]
-        return self._tail[0] if self._tail else np.zeros((0, self.dim), np.float16)
-
     def ram_bytes(self) -> int:
         """Process memory: the id of each row plus the sorted lookup, and rows added since the
-        last save (the saved rows are a memory map: page cache, not process memory)."""
-        return len(self._ids) * 8 + len(self) * 16 + self._tail_rows * self.dim * 2
+        last save that are not spilled (saved and spilled rows are memory maps: page cache, not
+        process memory)."""
+        return len(self._ids) * 8 + len(self) * 16 + self._tail.ram_bytes()
 
     def disk_bytes(self) -> int:
         return len(self._ids) * self.dim * 2
@@ -178,7 +174,8 @@ class RescoreVectors:
                 # Bytes past our rows can only be a crashed save's: no saved id file names them.
                 f.truncate(self._saved_rows * self.dim * 2)
                 f.seek(0, os.SEEK_END)
-                f.write(np.ascontiguousarray(self._tail_matrix()).tobytes())
+                for block in self._tail.blocks():
+                    f.write(np.ascontiguousarray(block).tobytes())
             ids = self._ids
         np.save(directory / IDS_FILE, ids)
 
@@ -188,14 +185,14 @@ class RescoreVectors:
         if saved.any():
             out[saved] = self._saved[rows[saved]]
         if (~saved).any():
-            out[~saved] = self._tail_matrix()[rows[~saved] - self._saved_rows]
+            out[~saved] = self._tail.take(rows[~saved] - self._saved_rows)
         return out
 
     @classmethod
-    def load(cls, directory: Path, dim: int) -> "RescoreVectors":
+    def load(cls, directory: Path, dim: int, spill_dir: Optional[Path] = None) -> "RescoreVectors":
         directory = Path(directory)
         ids = np.load(directory / IDS_FILE)
-        out = cls(dim)
+        out = cls(dim, spill_dir)
         out._path = directory / DATA_FILE
         out._ids = np.asarray(ids, dtype=np.int64)
         out._saved_rows = len(ids)

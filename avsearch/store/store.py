@@ -469,7 +469,8 @@ class Store:
         rng = np.random.default_rng(0)
         sample = np.sort(rng.choice(ids, size=training_rows(len(ids), self.ann_config), replace=False))
         blocks = self.tables.iter_vectors(keep=ids)
-        return AnnIndex.build_streamed(len(ids), self.vectors(sample), blocks, self.ann_config)
+        return AnnIndex.build_streamed(len(ids), self.vectors(sample), blocks, self.ann_config,
+                                       spill_dir=self.directory)
 
     def _save_ann(self, ann: Optional[AnnIndex], ids: np.ndarray, version: tuple[int, int]) -> None:
         directory = self.directory / ANN_DIR
