@@ -3,6 +3,12 @@ reading every vector at once (the path below `flat_threshold`, and every rebuild
 on the same table in the same run. Each build runs in a fresh process: peak RSS is its own.
 
     python benchmarks/ann_stream_build.py --n 100000 --dim 1024 --train 20000 --out benchmarks/results
+
+With --base-python (the interpreter of another checkout, e.g. the commit before a change) the
+streamed build and the save that follows it (`streamed+save`) run alternately under that
+checkout's code and this one's, on one existing index (--store):
+
+    python benchmarks/ann_stream_build.py --store /tmp/e2e-3584/index --base-python /work/base/.venv/bin/python
 """
 
 from __future__ import annotations
@@ -43,7 +49,10 @@ def build(path: str, mode: str, train: int) -> None:
     store = Store.open(Path(path), ann_config=AnnConfig(train_size=train))
     ids = store.tables.vouched_row_ids()
     t0 = time.perf_counter()
-    if mode == "streamed":
+    if mode == "streamed+save":  # the save writes the float16 re-scoring rows the build added
+        ann = store._build_streamed(ids)
+        store._save_ann(ann, ids, store._version_key())
+    elif mode == "streamed":
         ann = store._build_streamed(ids)
     else:
         from avsearch.store.ann import AnnIndex
@@ -63,10 +72,15 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/avsearch-ann-stream"))
     p.add_argument("--out", type=Path)
     p.add_argument("--child", nargs=3)
+    p.add_argument("--store", type=Path, help="an existing index to rebuild (with --base-python)")
+    p.add_argument("--base-python", help="the python of another checkout: its code against this one's")
+    p.add_argument("--rounds", type=int, default=1)
     args = p.parse_args()
     if args.child:
         build(args.child[0], args.child[1], int(args.child[2]))
         return
+    if args.base_python:
+        return compare_checkouts(args)
     path = args.work / f"store-{args.n}-{args.dim}"
     if not path.exists():
         make_store(path, args.n, args.dim)
@@ -79,6 +93,22 @@ def main() -> None:
     result = {"n": args.n, "dim": args.dim, "train": args.train, "runs": runs}
     if args.out:
         (args.out / f"ann-stream-build-{args.n}-{args.dim}.json").write_text(json.dumps(result, indent=1))
+
+
+def compare_checkouts(args) -> None:
+    import os
+
+    runs = []
+    for _ in range(args.rounds):
+        for label, python in (("base", args.base_python), ("this", sys.executable)):
+            out = subprocess.run([python, __file__, "--child", str(args.store), "streamed+save", str(args.train)],
+                                 capture_output=True, text=True, check=True)
+            runs.append({"code": label, "python": python, "load_avg": os.getloadavg()[0],
+                         **json.loads(out.stdout.strip().splitlines()[-1])})
+            print(runs[-1], flush=True)
+    if args.out:
+        (args.out / f"ann-stream-build-save-{runs[-1]['ntotal']}.json").write_text(
+            json.dumps({"store": str(args.store), "train": args.train, "runs": runs}, indent=1))
 
 
 if __name__ == "__main__":
