@@ -23,7 +23,9 @@ import numpy as np
 from avsearch.errors import AvsearchError
 from avsearch.store.schema import clips_table
 
-_NEVER = timedelta(days=365 * 100)  # an age no version reaches: only files of no version go
+# An age no version reaches: a clean-up given it removes no version (here: only files of no version go;
+# tables.py: optimize() compacts and removes nothing)
+NO_VERSION_IS_THIS_OLD = timedelta(days=365 * 100)
 
 
 class FragmentWriteError(AvsearchError, OSError):
@@ -120,5 +122,5 @@ def remove_unreferenced_files(dataset) -> int:
     keeping every version. Only under the write lock, with no worker of this index writing: a
     fragment written for a commit still to come cannot be told from an orphan. Returns how many
     data files went."""
-    stats = dataset.cleanup_old_versions(older_than=_NEVER, delete_unverified=True)
+    stats = dataset.cleanup_old_versions(older_than=NO_VERSION_IS_THIS_OLD, delete_unverified=True)
     return int(stats.data_files_removed)

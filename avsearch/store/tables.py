@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from avsearch.store.retention import Retention, removable_before
+from avsearch.store.fragments import NO_VERSION_IS_THIS_OLD
 from avsearch.store.lookup import find_sorted
 from avsearch.store.schema import FILES_SCHEMA, clips_schema, clips_table, sql_in, sql_starts_with, sql_str
 
@@ -39,7 +40,6 @@ CLIPS = "clips"
 
 _IN_CHUNK = 500  # ids per IN (...) filter; keeps generated SQL short
 _CLEANUP_MARGIN_S = 0.1
-_NO_CLEANUP = timedelta(days=365 * 100)  # an age no version reaches: optimize() compacts, removes nothing
 _META_COLUMNS = ["clip_id", "row_id", "fingerprint", "path", "start_s", "end_s", "view", "file_duration_s",
                  "indexed_at"]
 
@@ -363,7 +363,7 @@ class Tables:
             try:
                 # Old versions are retention.py's to remove (it spares a running query's and the
                 # ANN index's); optimize()'s own default cleanup (older than 7 days) would not.
-                t.optimize(cleanup_older_than=_NO_CLEANUP)
+                t.optimize(cleanup_older_than=NO_VERSION_IS_THIS_OLD)
             except Exception:  # compaction is an optimisation; never fail a run over it
                 pass
 

@@ -266,8 +266,6 @@ class _Run:
         # A failed file's fragments stay uncommitted (orphans the store removes).
         chunks, self.written[j] = self.written[j], []
         self.ready.append(_commit_for(job, self.model, self.report, _written(chunks)))
-        job.payloads.clear()
-        job.vectors.clear()
         self.done.add(j)
         self.maybe_commit()
         self.state.files_done += 1
