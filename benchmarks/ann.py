@@ -164,7 +164,7 @@ def bench_ours(mm, qsets, truths, args, log):
     t0 = time.perf_counter()
     ann = AnnIndex.build(mm, ids, cfg)
     build_s = time.perf_counter() - t0
-    nlist = faiss.extract_index_ivf(ann.index).nlist if ann.kind == "ivfpq" else 0
+    nlist = faiss.extract_index_ivf(ann.index).nlist if ann.kind == "ivf" else 0
     default_nprobe = cfg.choose_nprobe(nlist) if nlist else 0
     mem = ann.memory_bytes()
     info = {"kind": ann.kind, "build_s": build_s, "nlist": nlist, "default_nprobe": default_nprobe,

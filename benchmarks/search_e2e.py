@@ -237,6 +237,37 @@ def interleaved_latencies(systems: dict, queries: np.ndarray, warm: int = 3):
     return {name: percentiles_ms(v) | {"max_ms": float(np.max(v)) * 1e3} for name, v in lat.items()}
 
 
+def codes_baseline(codes, ann, x, qsets, truth, work, log):
+    """The served index against one built with other codes (`AnnConfig.codes`) over the same
+    vectors, lists and re-scoring vectors, in this run: recall of `AnnIndex.search(q, 10)` and
+    single-query latency, interleaved. What the choice of codes alone changes."""
+    from dataclasses import replace
+
+    from avsearch.store.ann import AnnIndex, training_rows
+
+    config = replace(ann.config, codes=codes)
+    n = len(x)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    sample = np.asarray(x[np.sort(rng.choice(n, training_rows(n, config), replace=False))], np.float32)
+    blocks = ((np.arange(s, min(s + 65_536, n)), x[s : s + 65_536]) for s in range(0, n, 65_536))
+    other = AnnIndex.build_streamed(n, sample, blocks, config, spill_dir=work)
+    out = {"codes": codes, "build_s": time.perf_counter() - t0}
+    del sample
+    other.rescore = ann.rescore  # the same re-scoring vectors (its own spilled copy is dropped)
+    for name, a in ((ann.config.codes, ann), (codes, other)):
+        out[name] = {"bytes_per_vector": a.memory_bytes() / n}
+        for s, q in qsets.items():
+            out[name][f"recall_at_10_{s}"] = recall(a.search(q, K)[1], truth[s])
+    for s, q in qsets.items():
+        lat = interleaved_latencies({name: (lambda v, a=a: a.search(v[None], K))
+                                     for name, a in ((ann.config.codes, ann), (codes, other))}, q)
+        for name, v in lat.items():
+            out[name].update({f"{key.replace('_ms', '')}_ms_{s}": val for key, val in v.items()})
+    log(f"  codes: {json.dumps(out)}")
+    return out
+
+
 def rescore_fetch_costs(store, n, reps=50, pool=256):
     """What one query's re-score costs to read its candidates' vectors three ways (item 1), and to
     read and score them from the float16 file (what a search does since the scoring moved to faiss)."""
@@ -415,6 +446,9 @@ def main(argv=None):
     p.add_argument("--data-file", default=None,
                    help="keep the vectors in this float16 .npy memory map (made once, reused), for N that do not "
                         "fit in RAM as float32; implies --ours-only, and exact search is run for the ground truth only")
+    p.add_argument("--baseline-codes", default=None, choices=["pq", "rabitq"],
+                   help="also build an ANN index with these codes over the same vectors and compare it with "
+                        "the served one (AnnIndex.search, same run)")
     p.add_argument("--finish-writes", default=None, help=argparse.SUPPRESS)  # the build's child process
     args = p.parse_args(argv)
     if args.finish_writes:
@@ -495,6 +529,9 @@ def main(argv=None):
     sys_ours["bytes_per_vector"] = ann.memory_bytes() / n
     sys_ours["rescore_file_bytes_per_vector"] = ann.rescore_bytes() / n
     result["systems"]["avsearch"] = sys_ours
+    if args.baseline_codes:
+        result["codes_baseline"] = codes_baseline(args.baseline_codes, ann, x, qsets, truth, work, log)
+        save()
     result["rescore_fetch"] = rescore_fetch_costs(store, n)
     log(f"  re-score fetch of 256: {json.dumps(result['rescore_fetch'])}")
     save()

@@ -23,7 +23,7 @@ app = typer.Typer(
 OutOption = typer.Option(Path("avsearch-eval"), "--out", help="Folder for the JSON and markdown results.")
 JsonOption = typer.Option(False, "--json", help="Print the whole result as JSON on stdout (the files are written too).")
 DepthOption = typer.Option(100, "--depth", min=10, help="Results scored per query (MRR counts a first hit up to here).")
-AnnOption = typer.Option(True, "--ann/--no-ann", help="Also score an IVF-PQ index built over the same clips.")
+AnnOption = typer.Option(True, "--ann/--no-ann", help="Also score an IVF (ANN) index built over the same clips.")
 SeedOption = typer.Option(0, "--seed", help="Seed of the bootstrap confidence intervals.")
 
 
@@ -99,7 +99,7 @@ def _bench_doc(name: str) -> str:
     # One line per paragraph: the help renderer keeps a docstring's line breaks.
     module_doc = "\n\n".join(" ".join(p.split()) for p in getattr(benchmarks, name).__doc__.strip().split("\n\n"))
     return (f"{module_doc}\n\nIndexes the test media (a temporary index unless --index), scores exact search and "
-            "an IVF-PQ index, and prints our figures beside the WAVE paper's.\n\n"
+            "an IVF (ANN) index, and prints our figures beside the WAVE paper's.\n\n"
             f"Example:  avsearch eval {name} --data ~/data/{name} --model tsinghua-ee/WAVE-7B --resize pil")
 
 

@@ -111,7 +111,7 @@ def test_ivfpq_leg_is_built_streamed_never_reading_the_whole_gallery_at_once(tmp
     read_at_once = []
     vectors = store.vectors
     store.vectors = lambda ids: read_at_once.append(len(ids)) or vectors(ids)
-    scores, ids = store.search_ivfpq(vecs[[4, 200]], 5, store.gallery("audio"),
+    scores, ids = store.search_ivf(vecs[[4, 200]], 5, store.gallery("audio"),
                                      AnnConfig(opq_dim=16, pq_m=4, train_size=280))
     assert read_at_once == [280]  # the training sample; the 300 are added block by block
     assert list(ids[:, 0]) == [5, 201]  # each vector finds itself (row ids start at 1)
@@ -123,7 +123,7 @@ def test_small_galleries_say_why_there_is_no_ivfpq_leg(tmp_path):
     fake_index = SimpleNamespace(store=store, embed_media_queries=lambda qs: [vecs[3] for _ in qs])
     (result,), _ = evaluate(fake_index, [Direction("audio", "audio", queries)])
     assert result.ann is None and "256" in result.ann_note and "40" in result.ann_note
-    assert store.search_ivfpq(vecs[:1], 5, store.gallery("audio")) is None
+    assert store.search_ivf(vecs[:1], 5, store.gallery("audio")) is None
 
 
 def test_cli_json_records_model_settings_version_and_machine(indexed, tmp_path):

@@ -30,7 +30,7 @@ def test_ivfpq_is_trained_on_a_sample_and_filled_from_streamed_blocks(tmp_path, 
     monkeypatch.setattr(Tables, "iter_vectors", small_blocks)
     store.finish_writes()
     state = store.ann_state()
-    assert state["kind"] == "ivfpq" and state["vectors"] == 2000
+    assert state["kind"] == "ivf" and state["vectors"] == 2000
     assert len(blocks) >= 3 and max(blocks) <= 700 and sum(blocks) == 2000  # streamed, a block at a time
     queries = vecs[:50] + 0.05 * np.random.default_rng(1).standard_normal((50, 32)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)

@@ -89,7 +89,7 @@ def test_ivfpq_through_the_store_recalls_the_exact_neighbours(tmp_path):
     config = AnnConfig(flat_threshold=1000, opq_dim=32, pq_m=8, refine_factor=20)
     store, vecs = _random_store(tmp_path / "s", 3000, 64, config)
     store.finish_writes()
-    assert store.ann_state()["kind"] == "ivfpq" and store.ann_state()["fresh"]
+    assert store.ann_state()["kind"] == "ivf" and store.ann_state()["fresh"]
     queries = vecs[:50] + 0.05 * np.random.default_rng(1).standard_normal((50, 64)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     _, got = store.search(queries, 10)
@@ -117,7 +117,7 @@ def test_ivfpq_probes_the_lists_that_hold_the_neighbours_even_with_more_topics_t
 
     vecs, queries = sample(n), sample(100)
     ann = AnnIndex.build(vecs, np.arange(n), AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, refine_factor=100))
-    assert ann.kind == "ivfpq" and np.array_equal(ann.ids, np.arange(n))
+    assert ann.kind == "ivf" and np.array_equal(ann.ids, np.arange(n))
     _, got = ann.search(queries, 10, fetch_vectors=lambda ids: vecs[ids])
     exact = np.argsort(-(queries @ vecs.T), axis=1)[:, :10]
     recall = np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got, exact)])

@@ -51,9 +51,9 @@ def _recall(got, truth):
 def test_small_k_recall_holds_when_near_duplicate_groups_fill_the_candidate_pool(one_faiss_thread):
     x, queries = _crowded()
     # every list probed: what is missed, the candidate pool missed
-    base = AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, nlist=8, nprobe=8)
+    base = AnnConfig(flat_threshold=1000, codes="pq", opq_dim=16, pq_m=4, nlist=8, nprobe=8)
     ann = AnnIndex.build(x, np.arange(len(x)), base)
-    assert ann.kind == "ivfpq"
+    assert ann.kind == "ivf"
     truth = np.argsort(-(queries @ x.T), axis=1, kind="stable")[:, :10]
 
     def recall(**config):
@@ -66,9 +66,20 @@ def test_small_k_recall_holds_when_near_duplicate_groups_fill_the_candidate_pool
     assert recall(min_candidates=0) >= 0.97  # growing alone, from 100, finds them too
 
 
+def test_rabitq_codes_rank_the_crowded_candidates_well_enough_for_the_small_pool(one_faiss_thread):
+    # The same crowd, RaBitQ codes (the default): one bit per dimension of the whole space ranks
+    # the true 10 inside the first 100 candidates, where PQ's coarse codes did not (above).
+    x, queries = _crowded()
+    ann = AnnIndex.build(x, np.arange(len(x)), AnnConfig(flat_threshold=1000, nlist=8, nprobe=8, min_candidates=0,
+                                                         max_candidates=100))
+    assert ann.config.codes == "rabitq"
+    truth = np.argsort(-(queries @ x.T), axis=1, kind="stable")[:, :10]
+    assert _recall(ann.search(queries, 10)[1], truth) >= 0.97
+
+
 def test_a_growing_pool_fetches_each_candidate_once_and_ranks_as_a_full_rescore_does(one_faiss_thread):
     x, queries = _crowded(seed=1)
-    config = AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, nlist=8, nprobe=8, min_candidates=0,
+    config = AnnConfig(flat_threshold=1000, codes="pq", opq_dim=16, pq_m=4, nlist=8, nprobe=8, min_candidates=0,
                        refine_factor=2)  # a pool of 20 that must grow for these crowded queries
     ann = AnnIndex.build(x, np.arange(len(x)), config)
     for q in queries:
@@ -114,7 +125,7 @@ def _counting(ann, monkeypatch):
 
 def _crowded_index():
     x, queries = _crowded(seed=1)
-    config = AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, nlist=8, nprobe=8, min_candidates=0,
+    config = AnnConfig(flat_threshold=1000, codes="pq", opq_dim=16, pq_m=4, nlist=8, nprobe=8, min_candidates=0,
                        refine_factor=2, max_candidates=640)  # a pool of 20 that must grow for these queries
     ann = AnnIndex.build(x, np.arange(len(x)), config)
     return ann, x, queries
@@ -164,7 +175,7 @@ def test_a_continued_search_answers_as_a_fresh_one_when_pq_scores_tie(one_faiss_
     # its cut-off depends on how deep it scans.
     x, queries = _crowded(seed=2)
     x = np.repeat(x, 4, axis=0)
-    config = AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, nlist=8, nprobe=8, min_candidates=0,
+    config = AnnConfig(flat_threshold=1000, codes="pq", opq_dim=16, pq_m=4, nlist=8, nprobe=8, min_candidates=0,
                        refine_factor=2, max_candidates=640)
     ann = AnnIndex.build(x, np.arange(len(x)), config)
     for q in queries:
@@ -225,7 +236,7 @@ def test_rescoring_stays_exact_after_deletes_appends_and_compaction(tmp_path, on
     config = AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, nlist=16, nprobe=16, refine_factor=400)
     store, vectors = _store_with_files(tmp_path / "s", 12, 200, dim, config)
     store.finish_writes()
-    assert store.ann_state()["kind"] == "ivfpq"
+    assert store.ann_state()["kind"] == "ivf"
     rng = np.random.default_rng(7)
     queries = _unit(np.stack([vectors[i] for i in list(vectors)[::300]]) + 0.1 * rng.standard_normal((8, dim)))
 
@@ -251,7 +262,7 @@ def test_rescoring_stays_exact_after_deletes_appends_and_compaction(tmp_path, on
     vectors.update(_commit_file(store, 20, 200, dim, rng))
     vectors.update(_commit_file(store, 21, 200, dim, rng))
     store.finish_writes()  # compacts the tables (row addresses change), updates and saves the ANN
-    assert store.ann_state()["fresh"] and store.ann_state()["kind"] == "ivfpq"
+    assert store.ann_state()["fresh"] and store.ann_state()["kind"] == "ivf"
     check(store)
     check(Store.open(tmp_path / "s"))  # what was saved: the index and its re-scoring file
     # a reader whose saved index is stale updates it in memory (appends), exact as well

@@ -54,7 +54,7 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
 
 
 def to_markdown(report: dict) -> str:
-    """One table: a row per direction and search (exact, IVF-PQ), each metric in percent with its
+    """One table: a row per direction and search (exact, IVF), each metric in percent with its
     95% bootstrap interval, and the paper's figure where it published one."""
     lines = [f"# avsearch eval {report['evaluation']}", "",
              f"model `{report['model_source']}` (id `{report['model_id']}`, checkpoint hash "
@@ -64,7 +64,7 @@ def to_markdown(report: dict) -> str:
              "| direction | search | queries | gallery | " + " | ".join(METRICS) + " | paper |",
              "|---|---|---|---|" + "---|" * len(METRICS) + "---|"]
     for d in report["directions"]:
-        legs = [("exact", d["exact"]), ("IVF-PQ", d["ann"])]
+        legs = [("exact", d["exact"]), ("IVF", d["ann"])]
         for leg, metrics in legs:
             if not d["queries"]:  # nothing scored: neither leg has numbers, and the reason is the queries'
                 why = "no query could be scored" + (" (see Left out)" if report["problems"] else "")

@@ -1,4 +1,4 @@
-"""Score judged queries against an index: exact search and an IVF-PQ index side by side.
+"""Score judged queries against an index: exact search and the IVF index side by side.
 
 A *direction* is one query view → target view (text→audio, video→audio, audio→text ...). Its gallery
 is every clip embedded as the target view (of the evaluated files only, when given), or, for →text,
@@ -6,7 +6,7 @@ the captions given with it. Each query's top `depth` units (clips, or captions) 
 matched to the query's judged targets (a clip matches a target when its time range overlaps it; a
 later clip overlapping only targets already found is dropped, as `avsearch query` merges it;
 adjacent irrelevant clips each keep their rank, which `avsearch query` would fuse into one hit) and
-scored with metrics.py. The exact leg scores every gallery clip; the ANN leg builds an IVF-PQ index
+scored with metrics.py. The exact leg scores every gallery clip; the ANN leg builds an IVF index
 over the same clips with the store's settings, so the difference is what the ANN costs in quality.
 """
 
@@ -84,7 +84,7 @@ class QueryVectors:
 def evaluate(index, directions: list[Direction], *, depth: int = DEPTH, ann: bool = True, seed: int = 0,
              progress: Optional[Callable[[str], None]] = None,
              paths: Optional[set[str]] = None) -> tuple[list[DirectionResult], list[Problem]]:
-    """Every direction's metrics (exact, and IVF-PQ when `ann`), and the queries left out.
+    """Every direction's metrics (exact, and IVF when `ann`), and the queries left out.
     `paths`: the files whose clips make the galleries (None: every clip of the index); a kept
     index may hold other data sets, which would otherwise be scored as distractors."""
     vectors = QueryVectors(index)
@@ -149,8 +149,8 @@ def _media_direction(index, d: Direction, vectors: QueryVectors, depth: int, ann
     result.exact = _score(store, queries, store.search_exact(matrix, depth, gallery), seed)
     if not ann:
         result.ann_note = "not asked (--no-ann)"
-    elif (found := store.search_ivfpq(matrix, depth, gallery)) is None:
-        result.ann_note = f"an IVF-PQ index needs at least 256 clips to train on; this gallery has {len(gallery)}"
+    elif (found := store.search_ivf(matrix, depth, gallery)) is None:
+        result.ann_note = f"an IVF index needs at least 256 clips to train on; this gallery has {len(gallery)}"
     else:
         result.ann = _score(store, queries, found, seed)
     return result, skipped

@@ -1,21 +1,31 @@
 """The FAISS side of an index: a derived, rebuildable vector index over clip row ids.
 
-Below `flat_threshold` vectors the index is exact (flat inner product). Above it, an IVF-PQ index
-whose candidates are re-scored exactly against a float16 copy of the vectors memory-mapped beside
-it (rescore_vectors.py; the index itself keeps only codes in RAM: pq_m bytes + id per vector). How
-many candidates are re-scored adapts to k and to the scores seen (see `_rescore_growing`). Its two
-halves work in different spaces, on purpose:
+Below `flat_threshold` vectors the index is exact (flat inner product). Above it, an IVF index of
+compact codes whose candidates are re-scored exactly against a float16 copy of the vectors
+memory-mapped beside it (rescore_vectors.py; the index keeps only codes and ids in RAM). How many
+candidates are re-scored adapts to k and to the scores seen (see `_rescore_growing`).
 
-* the inverted lists come from spherical k-means in the *full* space, and queries pick the lists to
+* The inverted lists come from spherical k-means in the *full* space, and queries pick the lists to
   probe there (float16 centroids). A collection with more distinct topics than a reduced space has
   dimensions keeps them apart only in the full space: with the lists chosen in a 256-d OPQ space,
   1M synthetic 3584-d vectors in 2,000 clusters lost 6% of their true neighbours to unprobed lists
-  at any nprobe, and recall@10 stopped at 0.93;
-* the PQ codes are taken in an OPQ-rotated, reduced space (PQ on raw 3584-d WAVE vectors loses
-  most of its recall: 56 dims per sub-quantizer), of each vector's residual to its list centroid.
+  at any nprobe, and recall@10 stopped at 0.93.
+* The codes (`AnnConfig.codes`) encode each vector's residual to its list centroid:
+  - "rabitq" (default): RaBitQ, one bit per dimension of the full space after a Hadamard rotation
+    (d/8 bytes + 8 of correction factors: 520 B at 3584-d), scored against the query quantized to
+    `query_bits`. Its estimates keep what every dimension says. On the issue-19 data at 1M x 3584
+    (uneven clusters whose members differ by isotropic noise spread over all 3584 dims) the true
+    top 10 ranked within RaBitQ's first 256 candidates as often as they were in the probed lists at
+    all (recall@10 0.985 / 0.980 after re-scoring 256), where the PQ codes' first 16,384 held only
+    0.975 of them, and even exact scores in any 256-d reduced space (OPQ 0.88, PCA 0.91) could
+    not rank them: the reduction itself loses the noise dimensions that order near neighbours.
+  - "pq": OPQ rotation + reduction to `opq_dim`, then `pq_m`-byte PQ codes (PQ on raw 3584-d
+    vectors loses most of its recall: 56 dims per sub-quantizer). 7x smaller codes for collections
+    whose RAM is the limit (72 B against 528 B a vector with its id); it needs larger candidate
+    pools where near neighbours differ in many dimensions.
 
-faiss supports exactly this split: vectors are added with precomputed list numbers (`add_core`)
-and searched with precomputed probes (`search_preassigned`).
+faiss supports this split of lists and codes: vectors are added with precomputed list numbers
+(`add_core`) and searched with precomputed probes (`search_preassigned`).
 """
 
 from __future__ import annotations
@@ -38,8 +48,8 @@ from avsearch.store.rescore_vectors import RescoreVectors
 INDEX_FILE = "index.faiss"
 COARSE_FILE = "coarse.faiss"
 META_FILE = "ann.json"
-LAYOUT = 3  # saved indexes of another layout are rebuilt, never misread (1: lists in the OPQ space;
-# 2: no re-scoring vectors of its own)
+LAYOUT = 4  # saved indexes of another layout are rebuilt, never misread (1: lists in the OPQ space;
+# 2: no re-scoring vectors of its own; 3: PQ codes only)
 _BLOCK = 65_536  # rows converted to float32 at a time (float16 input never doubles in memory)
 _BLAS_ASSIGN_ROWS = 2_048  # adding at least this many rows: list assignment through a float32 copy
 # A search of this few queries runs faiss on the calling thread alone. One query has no work to
@@ -55,7 +65,7 @@ _FEW_QUERIES = 4
 # than the up to four rescans of 1.4-2.4 ms each that doubling took.
 _POOL_GROWTH = 2
 _SMALL_SUBSET = 20_000  # an allowed set this small is scored exactly: cheaper than probing lists
-# Above this many (training point x sub-quantizer) k-means assignments per PQ pass, the build uses
+# PQ codes: above this many (training point x sub-quantizer) k-means assignments per PQ pass, the build uses
 # the fast settings below instead of faiss's
 # defaults (50 OPQ iterations, 25 k-means iterations per PQ sub-quantizer), which made the OPQ
 # training most of a 130 s build for 60k x 1024 on 2 cores. The rotation is only a coarse
@@ -67,14 +77,21 @@ LIST_KMEANS_ITERATIONS = 10
 LIST_KMEANS_POINTS = 64  # training points per list for the full-space k-means (faiss warns below 39)
 
 
-IVFPQ_MIN_VECTORS = 256  # OPQ trains an 8-bit PQ inside: faiss needs a training point per centroid
+IVF_MIN_VECTORS = 256  # fewer clips make too few lists; PQ codes also need a training point per centroid
+ROTATION_SEED = 1  # the Hadamard rotation's random signs (saved with the index)
+_RABITQ_TRAIN_ROWS = 4_096
+CODES = ("rabitq", "pq")
 
 
 @dataclass(frozen=True)
 class AnnConfig:
     flat_threshold: int = 50_000  # below this many vectors: exact flat inner product
-    opq_dim: int = 256  # OPQ rotation + reduction to this many dims before PQ (clamped to d)
-    pq_m: int = 64  # PQ sub-quantizers = bytes per code at 8 bits
+    codes: str = "rabitq"  # "rabitq" or "pq" (see the module doc)
+    # RaBitQ: bits the query is quantized to. 4 and 8 recalled alike at 1M x 3584 (0.985), 8 took
+    # 16 ms a scan against 11-13; 0 (float queries) took ~3 s.
+    query_bits: int = 4
+    opq_dim: int = 256  # PQ codes: OPQ rotation + reduction to this many dims before PQ (clamped to d)
+    pq_m: int = 64  # PQ codes: sub-quantizers = bytes per code at 8 bits
     nlist: Optional[int] = None  # None: ~2·sqrt(n), with >= 39 training points per list
     nprobe: Optional[int] = None  # None: chosen from nlist
     refine_factor: int = 10  # candidates re-scored exactly: at least k · refine_factor ...
@@ -83,6 +100,10 @@ class AnnConfig:
     train_size: Optional[int] = None  # None: min(n, max(100k, 39·nlist))
     retrain_growth: float = 2.0  # retrain when the collection has grown this much since training
     use_gpu: Optional[bool] = None  # None: use faiss GPUs when faiss has any
+
+    def __post_init__(self):
+        if self.codes not in CODES:
+            raise ValueError(f"AnnConfig.codes must be one of {CODES}, not {self.codes!r}")
 
     def choose_nlist(self, n: int) -> int:
         # Probing happens in the full space (nlist x d per query), so fewer, larger lists than the
@@ -108,20 +129,24 @@ class AnnConfig:
 class AnnIndex:
     def __init__(self, index: faiss.Index, kind: str, dim: int, config: AnnConfig, trained_on: int = 0,
                  coarse: Optional[faiss.Index] = None, rescore: Optional[RescoreVectors] = None):
-        self.index = index  # flat: IndexIDMap2(FlatIP); ivfpq: PreTransform(OPQ, IVF-PQ)
+        # flat: IndexIDMap2(FlatIP); ivf: PreTransform(Hadamard rotation, IVF-RaBitQ) or
+        # PreTransform(OPQ, IVF-PQ), by config.codes
+        self.index = index
         self.kind = kind
         self.dim = dim
         self.config = config
         self.trained_on = trained_on
-        self.coarse = coarse  # ivfpq: the full-space list centroids (float16, inner product)
-        self._ivf = faiss.extract_index_ivf(index) if kind == "ivfpq" else None
-        self._opq = faiss.downcast_VectorTransform(faiss.downcast_index(index).chain.at(0)) if self._ivf else None
-        # The list centroids as the PQ side sees them (rotated, reduced): scores of the probed
-        # lists in that space are the base every PQ score of the list adds to.
-        self._reduced_centroids = self._ivf.quantizer.reconstruct_n(0, self._ivf.nlist) if self._ivf else None
+        self.coarse = coarse  # ivf: the full-space list centroids (float16, inner product)
+        self._ivf = faiss.extract_index_ivf(index) if kind == "ivf" else None
+        # The rotation (RaBitQ) or rotation + reduction (OPQ) into the space the codes are taken in.
+        self._transform = (faiss.downcast_VectorTransform(faiss.downcast_index(index).chain.at(0))
+                           if self._ivf else None)
+        # The list centroids as the codes see them (transformed): scores of the probed lists in
+        # that space are the base every code's score in the list adds to.
+        self._code_centroids = self._ivf.quantizer.reconstruct_n(0, self._ivf.nlist) if self._ivf else None
         self._gpu_coarse = None
         self.changes = 0  # adds and removals so far, in memory
-        # ivfpq: the vectors candidates are re-scored with (a flat index holds exact vectors itself)
+        # ivf: the vectors candidates are re-scored with (a flat index holds exact vectors itself)
         self.rescore = rescore if rescore is not None or kind == "flat" else RescoreVectors(dim)
 
     @property
@@ -147,21 +172,21 @@ class AnnIndex:
         if n < config.flat_threshold:
             ann = cls(faiss.IndexIDMap2(faiss.IndexFlatIP(d)), "flat", d, config)
         else:
-            index, coarse = _train_ivfpq(vectors, config)
-            ann = cls(index, "ivfpq", d, config, trained_on=n, coarse=coarse)
+            index, coarse = _train_ivf(vectors, config)
+            ann = cls(index, "ivf", d, config, trained_on=n, coarse=coarse)
         ann.add(vectors, ids)
         return ann
 
     @classmethod
     def build_streamed(cls, n: int, sample: np.ndarray, blocks, config: AnnConfig = AnnConfig(),
                        spill_dir: Optional[Path] = None) -> "AnnIndex":
-        """An IVF-PQ index of `n` vectors trained on `sample` (rows drawn at random from them, see
+        """An IVF index of `n` vectors trained on `sample` (rows drawn at random from them, see
         `training_rows`), then filled from `blocks`, an iterable of (ids, vectors): the process
         holds the sample and one block, never the n vectors (10M x 3584 float32 would be 143 GB);
         their float16 re-scoring copies go to a file in `spill_dir` until the index is saved."""
-        index, coarse = _train_ivfpq(np.asarray(sample), config, n_total=n)
+        index, coarse = _train_ivf(np.asarray(sample), config, n_total=n)
         dim = np.asarray(sample).shape[1]
-        ann = cls(index, "ivfpq", dim, config, trained_on=n, coarse=coarse, rescore=RescoreVectors(dim, spill_dir))
+        ann = cls(index, "ivf", dim, config, trained_on=n, coarse=coarse, rescore=RescoreVectors(dim, spill_dir))
         for ids, vectors in blocks:
             if len(ids):
                 ann.add(vectors, ids)
@@ -183,9 +208,9 @@ class AnnIndex:
                 continue
             self.rescore.add(block, block_ids)
             _, lists = assign.search(block, 1)
-            reduced = np.ascontiguousarray(self._opq.apply(block))
+            coded = np.ascontiguousarray(self._transform.apply(block))
             lists = np.ascontiguousarray(lists.reshape(-1))
-            self._ivf.add_core(len(block), faiss.swig_ptr(reduced), faiss.swig_ptr(block_ids), faiss.swig_ptr(lists))
+            self._ivf.add_core(len(block), faiss.swig_ptr(coded), faiss.swig_ptr(block_ids), faiss.swig_ptr(lists))
         self._sync_ntotal()
 
     def remove(self, ids: np.ndarray) -> int:
@@ -214,7 +239,7 @@ class AnnIndex:
                state: Optional["SearchState"] = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (q, k), best first, -1 ids where fewer than k exist.
 
-        IVF-PQ candidates are re-scored exactly with `fetch_vectors(ids)` when given, else with the
+        IVF candidates are re-scored exactly with `fetch_vectors(ids)` when given, else with the
         index's own re-scoring vectors. `state`: the same queries' earlier search, continued
         instead of repeated (asking again for a larger k)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -259,8 +284,9 @@ class AnnIndex:
         """Exact top k of each query's candidates, growing a query's pool (x2, up to
         max_candidates) while an unseen candidate could still beat its k-th exact score.
 
-        The PQ scores are estimates, not bounds. Codes of the OPQ-reduced space miss the dropped
-        dimensions' share of every score, a shift common to all candidates (the median gap); the
+        The code scores are estimates, not bounds. PQ codes of the OPQ-reduced space miss the dropped
+        dimensions' share of every score, a shift common to all candidates (the median gap; RaBitQ's
+        estimates are unbiased and their median gap ~0); the
         largest deviation from it seen in the pool, either sign, stands for the error of unseen
         candidates (only the sign is skewed by selection: the pool holds the candidates the
         estimates flattered, the unseen ones those it under-rated). An unseen candidate's
@@ -310,22 +336,28 @@ class AnnIndex:
         so a growing candidate pool scans the same lists without choosing them again."""
         nprobe = int(min(nprobe, self._ivf.nlist))
         _, lists = self._coarse_index().search(queries, nprobe)
-        reduced = np.ascontiguousarray(self._opq.apply(queries))
+        coded = np.ascontiguousarray(self._transform.apply(queries))
         lists = np.ascontiguousarray(lists, dtype=np.int64)
         base = np.ascontiguousarray(
-            np.einsum("qpd,qd->qp", self._reduced_centroids[np.maximum(lists, 0)], reduced), dtype=np.float32)
-        return lists, reduced, base
+            np.einsum("qpd,qd->qp", self._code_centroids[np.maximum(lists, 0)], coded), dtype=np.float32)
+        return lists, coded, base
 
     def _scan(self, probe, k, allowed_ids):
-        lists, reduced, base = probe
+        lists, coded, base = probe
         sel = faiss.IDSelectorBatch(allowed_ids) if allowed_ids is not None else None
-        params = faiss.SearchParametersIVF(nprobe=lists.shape[1], sel=sel)
+        if self.config.codes == "rabitq":
+            params = faiss.IVFRaBitQSearchParameters()
+            params.nprobe, params.qb = lists.shape[1], self.config.query_bits
+            if sel is not None:
+                params.sel = sel
+        else:
+            params = faiss.SearchParametersIVF(nprobe=lists.shape[1], sel=sel)
         n, k = len(lists), int(k)
         scores = np.empty((n, k), dtype=np.float32)
         ids = np.empty((n, k), dtype=np.int64)
         # The C entry point: faiss's Python wrapper of search_preassigned refuses search parameters
         # (nprobe, id selector).
-        self._ivf.search_preassigned_c(n, faiss.swig_ptr(reduced), k, faiss.swig_ptr(lists), faiss.swig_ptr(base),
+        self._ivf.search_preassigned_c(n, faiss.swig_ptr(coded), k, faiss.swig_ptr(lists), faiss.swig_ptr(base),
                                        faiss.swig_ptr(scores), faiss.swig_ptr(ids), False, params)
         return scores, ids
 
@@ -384,10 +416,10 @@ class AnnIndex:
             if meta.get("layout") != LAYOUT:
                 raise ValueError(f"layout {meta.get('layout')}, this avsearch reads {LAYOUT}")
             index = faiss.read_index(str(directory / INDEX_FILE))
-            coarse = faiss.read_index(str(directory / COARSE_FILE)) if meta["kind"] == "ivfpq" else None
+            coarse = faiss.read_index(str(directory / COARSE_FILE)) if meta["kind"] == "ivf" else None
             config = AnnConfig(**meta["config"])
             rescore = (RescoreVectors.load(directory, meta["dim"], spill_dir=directory.parent)
-                       if meta["kind"] == "ivfpq" else None)
+                       if meta["kind"] == "ivf" else None)
             ann = cls(index, meta["kind"], meta["dim"], config, meta.get("trained_on", 0), coarse, rescore)
         except (OSError, RuntimeError, KeyError, TypeError, ValueError, json.JSONDecodeError) as err:
             raise ValueError(f"the ANN index at {directory} is unreadable ({err}); run `avsearch reindex`") from err
@@ -406,10 +438,11 @@ class AnnIndex:
         growable lists aside; the re-scoring vectors are `rescore_bytes`)."""
         if self._ivf is None:
             return self.ntotal * (self.dim * 4 + 8)
-        ivf, opq = self._ivf, self._opq
-        lists = ivf.nlist * (self.dim * 2 + ivf.d * 4 * 2)  # full-space float16 + reduced (faiss + numpy copy)
+        ivf, transform = self._ivf, self._transform
+        lists = ivf.nlist * (self.dim * 2 + ivf.d * 4 * 2)  # full-space float16 + code space (faiss + numpy copy)
         rescore = self.rescore.ram_bytes() if self.rescore is not None else 0
-        return self.ntotal * (ivf.code_size + 8) + lists + opq.d_in * opq.d_out * 4 + rescore
+        matrix = transform.d_in * transform.d_out * 4 if self.config.codes == "pq" else transform.d_out * 3 * 4
+        return self.ntotal * (ivf.code_size + 8) + lists + matrix + rescore
 
 
 @contextmanager
@@ -424,28 +457,16 @@ def _one_omp_thread():
 
 
 def training_rows(n: int, config: AnnConfig) -> int:
-    """How many of n vectors an IVF-PQ build trains on (the rest are only added)."""
+    """How many of n vectors an IVF build trains on (the rest are only added)."""
     return min(n, config.train_size or max(100_000, 39 * config.choose_nlist(n)))
 
 
-def _train_ivfpq(vectors: np.ndarray, config: AnnConfig, n_total: Optional[int] = None) -> tuple[faiss.Index, faiss.Index]:
-    """(PreTransform(OPQ, IVF-PQ) trained but empty, full-space float16 list centroids).
+def _train_ivf(vectors: np.ndarray, config: AnnConfig, n_total: Optional[int] = None) -> tuple[faiss.Index, faiss.Index]:
+    """(PreTransform(rotation, IVF with codes) trained but empty, full-space float16 list centroids).
     `n_total`: the vectors the index will hold when `vectors` is only a sample of them."""
     n, d = vectors.shape
-    # At least 4 dims per sub-quantizer: 1- or 2-dim k-means is both useless and, in faiss, slow
-    # (PQ64 on 128-d took 38 s to train on 20k rows).
-    m = max(1, min(config.pq_m, min(config.opq_dim, d) // 4))
-    opq_dim = max(m, (min(config.opq_dim, d) // m) * m)  # a multiple of m, at most d
     nlist = config.choose_nlist(n_total or n)
     train_n = min(n, training_rows(n_total or n, config))
-    # 8-bit codes need 256 centroids per sub-quantizer; fewer training points get fewer bits.
-    nbits = int(max(4, min(8, math.floor(math.log2(max(train_n, 16) / 39)))))
-    # Cost-capped training. OPQ re-trains a PQ every iteration, and faiss k-means on 4-dim
-    # sub-vectors is ~10x slower per point than on 8-dim ones: on large training sets the rotation
-    # is learnt for 8-dim sub-spaces with fewer iterations (a 100k x 3584 build takes
-    # 105 s, not an hour); small sets get faiss's full-quality defaults, which cost seconds.
-    large = train_n * m > LARGE_TRAINING_CLUSTERING
-    opq_m = max(1, opq_dim // 8) if large and opq_dim % 8 == 0 else m
     rng = np.random.default_rng(0)
     sample = np.ascontiguousarray(vectors[np.sort(rng.choice(n, size=train_n, replace=False))], dtype=np.float32)
 
@@ -456,9 +477,47 @@ def _train_ivfpq(vectors: np.ndarray, config: AnnConfig, n_total: Optional[int] 
     coarse = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
     coarse.add(kmeans.centroids)
 
-    # 2. The codes: OPQ rotation + reduction, then IVF-PQ whose lists are the full-space ones seen
-    # through the rotation ("np": no polysemous training, which avsearch never uses and which cost
-    # ~2 s per sub-quantizer).
+    # 2. The codes, of residuals to those lists' centroids seen through the code space's transform.
+    train = _train_rabitq if config.codes == "rabitq" else _train_pq
+    index = train(sample, kmeans.centroids, nlist, config)
+    index.is_trained = True
+    return index, coarse
+
+
+def _train_rabitq(sample: np.ndarray, centroids: np.ndarray, nlist: int, config: AnnConfig) -> faiss.Index:
+    # RaBitQ's error bound assumes randomly rotated vectors (faiss leaves the rotation to its
+    # caller): without one, a dimension that dominates the residuals (embedding models have such
+    # outlier dimensions) would get one bit like every other. Sign flips + Walsh-Hadamard cost
+    # O(d log d) per vector where a dense random rotation reads a d x d matrix (51 MB at 3584-d,
+    # ~5 ms a query); d is padded to the next power of two (3584 -> 4096 bits).
+    d = sample.shape[1]
+    rotation = faiss.HadamardRotation(d, ROTATION_SEED)
+    quantizer = faiss.IndexFlatIP(rotation.d_out)
+    quantizer.add(rotation.apply(centroids))
+    ivf = faiss.IndexIVFRaBitQ(quantizer, rotation.d_out, nlist, faiss.METRIC_INNER_PRODUCT, True, 1)
+    ivf.qb = config.query_bits
+    # A full quantizer is not re-trained; the encoder learns nothing from data, so a few rows do.
+    ivf.train(rotation.apply(sample[:_RABITQ_TRAIN_ROWS]))
+    return _owning_pretransform(rotation, ivf, quantizer)
+
+
+def _train_pq(sample: np.ndarray, centroids: np.ndarray, nlist: int, config: AnnConfig) -> faiss.Index:
+    train_n, d = sample.shape
+    # At least 4 dims per sub-quantizer: 1- or 2-dim k-means is both useless and, in faiss, slow
+    # (PQ64 on 128-d took 38 s to train on 20k rows).
+    m = max(1, min(config.pq_m, min(config.opq_dim, d) // 4))
+    opq_dim = max(m, (min(config.opq_dim, d) // m) * m)  # a multiple of m, at most d
+    # 8-bit codes need 256 centroids per sub-quantizer; fewer training points get fewer bits.
+    nbits = int(max(4, min(8, math.floor(math.log2(max(train_n, 16) / 39)))))
+    # Cost-capped training. OPQ re-trains a PQ every iteration, and faiss k-means on 4-dim
+    # sub-vectors is ~10x slower per point than on 8-dim ones: on large training sets the rotation
+    # is learnt for 8-dim sub-spaces with fewer iterations (a 100k x 3584 build takes
+    # 105 s, not an hour); small sets get faiss's full-quality defaults, which cost seconds.
+    large = train_n * m > LARGE_TRAINING_CLUSTERING
+    opq_m = max(1, opq_dim // 8) if large and opq_dim % 8 == 0 else m
+    # OPQ rotation + reduction, then IVF-PQ whose lists are the full-space ones seen through the
+    # rotation ("np": no polysemous training, which avsearch never uses and which cost ~2 s per
+    # sub-quantizer).
     index = faiss.index_factory(d, f"OPQ{opq_m}_{opq_dim},IVF{nlist},PQ{m}x{nbits}np", faiss.METRIC_INNER_PRODUCT)
     opq = faiss.downcast_VectorTransform(faiss.downcast_index(index).chain.at(0))
     ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
@@ -466,14 +525,23 @@ def _train_ivfpq(vectors: np.ndarray, config: AnnConfig, n_total: Optional[int] 
         opq.niter = OPQ_ITERATIONS
         ivf.pq.cp.niter = PQ_ITERATIONS
     opq.train(sample)
-    ivf.quantizer.add(opq.apply(kmeans.centroids))  # a full quantizer is not re-trained by ivf.train
-    reduced = opq.apply(sample)
-    del sample
+    ivf.quantizer.add(opq.apply(centroids))  # a full quantizer is not re-trained by ivf.train
     # Residuals for PQ training are taken to the nearest reduced centroid, a close stand-in for the
     # full-space list each vector is added to.
-    ivf.train(reduced)
-    index.is_trained = True
-    return index, coarse
+    ivf.train(opq.apply(sample))
+    return index
+
+
+def _owning_pretransform(transform: faiss.VectorTransform, ivf: faiss.IndexIVF, quantizer: faiss.Index) -> faiss.Index:
+    """PreTransform(transform, ivf) that frees its parts with itself, as a read index does (the
+    Python objects made here would otherwise each free their C++ object on their own)."""
+    index = faiss.IndexPreTransform(transform, ivf)
+    ivf.own_fields = True
+    quantizer.this.disown()
+    index.own_fields = True
+    transform.this.disown()
+    ivf.this.disown()
+    return index
 
 
 class SearchState:

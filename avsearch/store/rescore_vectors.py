@@ -1,4 +1,4 @@
-"""The IVF-PQ index's re-scoring vectors: a derived float16 copy of every indexed clip's vector,
+"""The IVF index's re-scoring vectors: a derived float16 copy of every indexed clip's vector,
 memory-mapped from a file beside the index and read by position.
 
 Why a file of its own and not the LanceDB table: re-scoring reads a few hundred scattered vectors

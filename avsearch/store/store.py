@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from avsearch import preflight
 from avsearch.errors import AvsearchError, ModelMismatchError
-from avsearch.store.ann import IVFPQ_MIN_VECTORS, AnnConfig, AnnIndex, SearchState, _exact_subset, training_rows
+from avsearch.store.ann import IVF_MIN_VECTORS, AnnConfig, AnnIndex, SearchState, _exact_subset, training_rows
 from avsearch.store.faults import kind_of, store_faults
 from avsearch.store.lock import WriteLock
 from avsearch.store.lookup import find_sorted
@@ -332,13 +332,13 @@ class Store:
         return best_s, best_i
 
     @_faults
-    def search_ivfpq(self, queries: np.ndarray, k: int, row_ids: np.ndarray, config: Optional[AnnConfig] = None):
-        """(scores, row_ids) of the k best of `row_ids` per query from an IVF-PQ index built now
+    def search_ivf(self, queries: np.ndarray, k: int, row_ids: np.ndarray, config: Optional[AnnConfig] = None):
+        """(scores, row_ids) of the k best of `row_ids` per query from an IVF index built now
         over just those clips (the store's own settings, whatever their count), not the served
         index: what the ANN costs in quality on this gallery. None when there are fewer than
-        IVFPQ_MIN_VECTORS clips to train it on."""
+        IVF_MIN_VECTORS clips to train it on."""
         ids = np.asarray(row_ids, dtype=np.int64)
-        if len(ids) < IVFPQ_MIN_VECTORS:
+        if len(ids) < IVF_MIN_VECTORS:
             return None
         config = replace(config or self.ann_config, flat_threshold=0)
         # Streamed as the served index's rebuild is: trained on a sample, filled block by block,
@@ -463,7 +463,7 @@ class Store:
         return AnnIndex.build(vectors[keep], all_ids[keep], self.ann_config), ids
 
     def _build_streamed(self, ids: np.ndarray) -> AnnIndex:
-        """IVF-PQ over the vouched `ids` without reading every vector at once: trained on a random
+        """The IVF index over the vouched `ids` without reading every vector at once: trained on a random
         sample of them, then filled in blocks streamed from the clips table (an index of tens of
         millions of clips, after a distributed run, builds on a machine with 32 GB)."""
         rng = np.random.default_rng(0)
