@@ -66,10 +66,18 @@ class FileCommit:
 
 
 class Tables:
-    def __init__(self, directory: Path, dim: int):
+    def __init__(self, directory: Path, dim: int, *, uri: Optional[str] = None):
+        """The tables in `directory`/lance, or at `uri`/lance for an index on an object store
+        (`directory` is then its local cache folder, which holds no table)."""
         self.directory = Path(directory)
         self.dim = dim
-        self._db = lancedb.connect(str(self.directory / "lance"))
+        self.uri = uri
+        if uri is None:
+            self._db = lancedb.connect(str(self.directory / "lance"))
+        else:
+            from avsearch.objstore import storage_options
+
+            self._db = lancedb.connect(f"{uri}/lance", storage_options=storage_options() or None)
         listed = self._db.list_tables()
         names = set(getattr(listed, "tables", listed))
         self.files = (
@@ -106,6 +114,8 @@ class Tables:
         return self._seen[1]
 
     def _manifest_listing(self) -> Optional[tuple]:
+        if self.uri is not None:  # listing a bucket costs what reopening does: no shortcut there
+            return None
         try:
             return tuple(sorted(os.listdir(self.directory / "lance" / f"{name}.lance" / "_versions"))
                          for name in (CLIPS, FILES))
@@ -296,7 +306,7 @@ class Tables:
                 "committed; put --index on storage every node reaches at the same path")
         if clip_rows:
             fragments = fragments + write_clip_fragments(self.fragment_target(), clip_rows, np.concatenate(vectors))
-        commit_fragments(dataset.uri, fragments, read_version=dataset.version)
+        commit_fragments(dataset.uri, fragments, read_version=dataset.version, storage_options=self._storage_options())
         self.clips = self._db.open_table(CLIPS)  # the handle would not see a commit made past LanceDB
 
     def fragment_target(self):
@@ -305,7 +315,16 @@ class Tables:
 
         dataset = self.clips.to_lance()
         return FragmentTarget(uri=str(dataset.uri), dim=self.dim, storage_version=str(dataset.data_storage_version),
-                              version=int(dataset.version), rows=int(dataset.count_rows()))
+                              version=int(dataset.version), rows=int(dataset.count_rows()),
+                              storage_options=self._storage_options())
+
+    def _storage_options(self) -> dict:
+        """Lance's storage options for these tables ({} for a local folder)."""
+        if self.uri is None:
+            return {}
+        from avsearch.objstore import storage_options
+
+        return storage_options()
 
     def remove_unreferenced_files(self) -> int:
         """Delete the clips dataset's data files that no version lists: fragments Ray workers wrote
