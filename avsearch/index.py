@@ -435,7 +435,8 @@ class Index:
                 return self.store.stats()
         except IndexDamagedError as err:
             store = self.store
-            problems = [f.__dict__ for f in self.doctor().findings] or [
+            local = not isinstance(store.location, IndexURI)  # doctor reads local folders only
+            problems = (local and [f.__dict__ for f in self.doctor().findings]) or [
                 {"part": "index", "problem": str(err), "repair": "see `avsearch doctor`"}]
             return {"index": str(store.location), "model_id": store.meta.model_id,
                     "model_source": store.meta.model_source, "dim": store.meta.dim, "damaged": True,

@@ -67,7 +67,7 @@ def resolve_index_path(path: Optional[str | Path | IndexURI] = None) -> IndexLoc
     scheme, rest = match["scheme"].lower(), match["rest"].rstrip("/")
     if scheme == "file":
         return Path("/" + rest)
-    if scheme not in OBJECT_STORE_SCHEMES or not rest or rest.startswith("/"):
+    if scheme not in OBJECT_STORE_SCHEMES or not rest:
         from avsearch.errors import UsageError
 
         raise UsageError(

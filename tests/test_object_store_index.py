@@ -27,7 +27,7 @@ QUERIES = ["a street at night", "birds singing", "a low hum"]
 def s3(tmp_path_factory):
     """An S3 endpoint on 127.0.0.1 with one bucket; avsearch (and Lance, and the Ray workers
     through the fragment target) reach it through $AVSEARCH_STORAGE_OPTIONS. Yields the endpoint."""
-    boto3 = pytest.importorskip("boto3")
+    import boto3
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per S3 request otherwise
@@ -151,7 +151,7 @@ def test_a_bad_uri_a_missing_bucket_or_an_unreachable_endpoint_is_a_clear_error(
     with pytest.raises(UsageError, match="s3://BUCKET/PREFIX"):
         Index.open("ftp://host/idx", model="tiny", create=True)
     with pytest.raises(UsageError, match="with a bucket"):
-        Index.open("s3:///idx", model="tiny", create=True)
+        Index.open("s3://", model="tiny", create=True)
     assert not any(tmp_path.iterdir())  # no "ftp:" or "s3:" folder made here
     with pytest.raises(ObjectStoreError, match="bucket 'no-such-bucket' does not exist.*create it"):
         Index.open("s3://no-such-bucket/idx", model="tiny", create=True)
@@ -191,3 +191,9 @@ def test_a_ray_run_writes_its_fragments_into_the_bucket_and_equals_a_local_run(s
     assert ours and sorted(ours) == sorted(theirs)
     assert max(float(np.abs(ours[k] - theirs[k]).max()) for k in ours) <= 1e-5
     assert any(k.startswith("ray/lance/clips.lance/data/") for k in objects(s3, "ray/"))
+
+
+def test_doctor_refuses_an_s3_index_with_the_way_to_check_a_copy(s3_index):
+    index, *_ = s3_index
+    with pytest.raises(UsageError, match="local folder.*aws s3 sync"):
+        index.doctor()
