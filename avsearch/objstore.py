@@ -87,6 +87,7 @@ def check_reachable(uri: str) -> None:
     """Raise ObjectStoreError, naming the fix, unless the bucket of `uri` can be reached: called
     before an index there is opened or created, so a typo in the bucket, a missing credential or
     a wrong endpoint answers at once, not after a model loads or as a damaged-table error."""
+    _check_http(uri)
     filesystem_, path = filesystem(uri)
     bucket = path.split("/", 1)[0]
     try:
@@ -96,6 +97,19 @@ def check_reachable(uri: str) -> None:
     if found.type.name == "NotFound":
         raise ObjectStoreError(f"{uri}: the bucket {bucket!r} does not exist (or these credentials cannot see it); "
                                "create it, or fix the bucket name in --index")
+
+
+def _check_http(uri: str) -> None:
+    """Lance refuses a plain-http endpoint unless allowed (pyarrow would not): say so first."""
+    if not uri.startswith("s3://"):
+        return
+    options = storage_options()
+    endpoint = _option(options, ("aws_endpoint", "aws_endpoint_url", "endpoint", "endpoint_url"),
+                       ("AWS_ENDPOINT_URL", "AWS_ENDPOINT")) or ""
+    allowed = _option(options, ("allow_http", "aws_allow_http"), ("AWS_ALLOW_HTTP",)) or ""
+    if endpoint.lower().startswith("http://") and allowed.lower() != "true":
+        raise ObjectStoreError(f"{uri}: the endpoint {endpoint} is plain http, which Lance refuses unless told: "
+                               f"set AWS_ALLOW_HTTP=true (or \"allow_http\": \"true\" in {OPTIONS_ENV}), or use https")
 
 
 def read_text(uri: str) -> Optional[str]:
@@ -137,10 +151,13 @@ _CAUSES = (
     (("no_such_bucket", "nosuchbucket", "bucket does not exist", "bucket not found", "containernotfound"),
      "the bucket does not exist: create it, or fix the bucket name in --index"),
     (("access_denied", "accessdenied", "invalid_access_key", "invalidaccesskeyid", "signature_does_not_match",
-      "signaturedoesnotmatch", "forbidden", "unauthorized", "credential", "expiredtoken"),
+      "signaturedoesnotmatch", "forbidden", "unauthorized", "credential", "expiredtoken",
+      "status: 403", "status: 401"),
      "the credentials were refused or are missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
      "(GOOGLE_APPLICATION_CREDENTIALS for gs://, AZURE_STORAGE_ACCOUNT_KEY for az://), or a profile, "
      "with read and write access to the bucket"),
+    (("badscheme",), "the endpoint is plain http: set AWS_ALLOW_HTTP=true (or \"allow_http\": \"true\" in "
+     f"{OPTIONS_ENV}), or use https"),
     (("network_connection", "could not connect", "couldn't connect", "connection refused", "resolve host",
       "dns error", "timed out", "timeout", "error sending request", "tcp connect"),
      "the object store cannot be reached: check the network, and the endpoint (AWS_ENDPOINT_URL, or "

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,22 @@ def s3(tmp_path_factory):
         mp.setenv("AVSEARCH_INDEX_CACHE", str(tmp_path_factory.mktemp("index-cache")))
         yield endpoint
     server.stop()
+
+
+@contextmanager
+def checked_credentials(endpoint: str):
+    """Within the block the S3 server checks credentials (moto accepts any by default): only the
+    keys it knows, none here, are let in."""
+    def reset_auth(count: str) -> None:
+        request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=count.encode(), method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request).read()
+
+    reset_auth("0")
+    try:
+        yield
+    finally:
+        reset_auth("inf")
 
 
 def objects(endpoint: str, prefix: str) -> list[str]:
@@ -172,6 +190,13 @@ def test_a_bad_uri_a_missing_bucket_or_an_unreachable_endpoint_is_a_clear_error(
     monkeypatch.setenv("AVSEARCH_STORAGE_OPTIONS", json.dumps(options))
     with pytest.raises(ObjectStoreError, match="cannot be reached.*endpoint"):
         Index.open(f"s3://{BUCKET}/idx")
+    plain_http = {k: v for k, v in options.items() if k != "allow_http"}
+    monkeypatch.setenv("AVSEARCH_STORAGE_OPTIONS", json.dumps(dict(plain_http, aws_endpoint=s3)))
+    with pytest.raises(ObjectStoreError, match="plain http.*AWS_ALLOW_HTTP=true"):
+        Index.open(f"s3://{BUCKET}/idx")
+    monkeypatch.setenv("AVSEARCH_STORAGE_OPTIONS", json.dumps(dict(options, aws_endpoint=s3, aws_access_key_id="wrong")))
+    with checked_credentials(s3), pytest.raises(ObjectStoreError, match="credentials were refused.*AWS_ACCESS_KEY_ID"):
+        Index.open(f"s3://{BUCKET}/idx")
     monkeypatch.setenv("AVSEARCH_STORAGE_OPTIONS", "{not json")
     with pytest.raises(UsageError, match="AVSEARCH_STORAGE_OPTIONS is not JSON"):
         Index.open(f"s3://{BUCKET}/idx")
@@ -197,3 +222,24 @@ def test_doctor_refuses_an_s3_index_with_the_way_to_check_a_copy(s3_index):
     index, *_ = s3_index
     with pytest.raises(UsageError, match="local folder.*aws s3 sync"):
         index.doctor()
+
+
+def test_the_endpoint_and_credentials_may_come_from_the_environment_alone(s3, s3_index, monkeypatch):
+    """As for MinIO or any S3-compatible store: AWS_* variables, no AVSEARCH_STORAGE_OPTIONS."""
+    index, *_ = s3_index
+    expected = hits(index)
+    monkeypatch.delenv("AVSEARCH_STORAGE_OPTIONS")
+    for name, value in {"AWS_ENDPOINT_URL": s3, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    assert hits(Index.open(f"s3://{BUCKET}/idx")) == expected
+
+
+def test_a_service_for_an_s3_index_announces_itself_in_the_cache_folder(s3):
+    from avsearch.server.discovery import ServiceInfo, read_service_file, write_service_file
+
+    location = IndexURI(f"s3://{BUCKET}/served")
+    info = ServiceInfo("http://127.0.0.1:8765", "token", 1)
+    location.cache.mkdir(parents=True, exist_ok=True)
+    assert write_service_file(location, info).parent == location.cache
+    assert read_service_file(location) == info
