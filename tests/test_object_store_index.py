@@ -144,11 +144,15 @@ def test_a_deleted_source_file_leaves_an_s3_index(s3, tmp_path):
     write_audio(lib / "b.wav", duration_s=2.0, seed=22, tone_hz=660.0)
     index = Index.open(f"s3://{BUCKET}/deletes", model="tiny", create=True)
     assert len(index.add([lib]).indexed) == 2
+    reader = Index.open(f"s3://{BUCKET}/deletes")  # another process's handle, opened before
+    reader._embedder = index.embedder()
+    assert {h.path for h in reader.search("a tone", k=10)} == {str(lib / "a.wav"), str(lib / "b.wav")}
     (lib / "b.wav").unlink()
     report = index.add([lib])
     assert report.deleted == [str(lib / "b.wav")]
     assert {r["path"] for r in index.store.file_rows()} == {str(lib / "a.wav")}
     assert {h.path for h in index.search("a tone", k=10)} == {str(lib / "a.wav")}
+    assert {h.path for h in reader.search("a tone", k=10)} == {str(lib / "a.wav")}  # sees the commit
 
 
 def test_the_cli_indexes_into_and_queries_an_s3_index(s3, s3_index, tmp_path, cli_in_process):
@@ -243,3 +247,18 @@ def test_a_service_for_an_s3_index_announces_itself_in_the_cache_folder(s3):
     location.cache.mkdir(parents=True, exist_ok=True)
     assert write_service_file(location, info).parent == location.cache
     assert read_service_file(location) == info
+
+
+def test_a_query_on_an_s3_index_checks_the_table_versions_once(s3_index, monkeypatch):
+    """Each check is a LIST request per table (a round trip to the store): once per query, not at
+    each of the query's reads (four before)."""
+    from avsearch.store.tables import Tables
+
+    index, *_ = s3_index
+    vector = index.embed_text("a street at night")
+    index.search(vector, k=5)
+    listed = []
+    original = Tables._object_listing
+    monkeypatch.setattr(Tables, "_object_listing", lambda self: listed.append(1) or original(self))
+    assert index.search(vector, k=5)
+    assert len(listed) == 1

@@ -211,7 +211,8 @@ class Store:
         version, as in a long-running service, may find that version's files gone)."""
         with reading(self.directory):
             self._refresh()
-            yield
+            with self.tables.pinned():  # an object-store index: one version check per query
+                yield
 
     @_faults
     def _refresh(self) -> None:

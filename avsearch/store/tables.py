@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import lancedb
 import numpy as np
@@ -72,6 +73,8 @@ class Tables:
         self.directory = Path(directory)
         self.dim = dim
         self.uri = uri
+        self._listing_fs = None  # (pyarrow FileSystem, path) of an object-store index's tables, once made
+        self._pinned = False  # inside `pinned()`: the versions seen last stand, unlisted
         if uri is None:
             self._db = lancedb.connect(str(self.directory / "lance"))
         else:
@@ -105,6 +108,8 @@ class Tables:
         manifest there, and a cleanup removes some, so an unchanged listing means no commit since
         the versions were read; a changed one reopens both tables. The listing is taken before
         reopening: a commit landing in between changes the next listing, never hides."""
+        if self._pinned and self._seen is not None:
+            return self._seen[1]
         listing = self._manifest_listing()
         if listing is None or self._seen is None or self._seen[0] != listing:
             self.refresh()
@@ -113,13 +118,43 @@ class Tables:
                 return self.clips_version(), self.files_version()
         return self._seen[1]
 
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """On an object store, the table versions seen last (at the start of the block) stand until
+        its end (one query reads one version): a query checks them once instead of at each of its
+        reads, each check a LIST request per table. A local index lists each time (~30 us)."""
+        if self.uri is None or self._pinned:
+            yield
+            return
+        self._pinned = True  # the check Store.reading has just made stands
+        try:
+            yield
+        finally:
+            self._pinned = False
+
     def _manifest_listing(self) -> Optional[tuple]:
-        if self.uri is not None:  # listing a bucket costs what reopening does: no shortcut there
-            return None
+        if self.uri is not None:
+            return self._object_listing()
         try:
             return tuple(sorted(os.listdir(self.directory / "lance" / f"{name}.lance" / "_versions"))
                          for name in (CLIPS, FILES))
         except OSError:
+            return None
+
+    def _object_listing(self) -> Optional[tuple]:
+        """The same listing on an object store: one LIST request per table, where reopening both
+        costs several requests per table (measured on loopback: benchmarks/results/objstore-*)."""
+        from pyarrow import fs
+
+        try:
+            if self._listing_fs is None:
+                from avsearch.objstore import filesystem
+
+                self._listing_fs = filesystem(f"{self.uri}/lance")
+            filesystem_, root = self._listing_fs
+            return tuple(tuple(sorted(i.base_name for i in filesystem_.get_file_info(
+                fs.FileSelector(f"{root}/{name}.lance/_versions")))) for name in (CLIPS, FILES))
+        except Exception:  # unlistable here: reopen every time, as the docstring above says
             return None
 
     def clips_version(self) -> int:
