@@ -308,24 +308,33 @@ class Tables:
         elif clip_rows:
             self.clips.add(clips_table(clip_rows, np.concatenate(vectors), self.dim))
         self._upsert_files([c.file_row for c in commits])
-        # Drop superseded clips: same path, but not among the rows just written.
-        for c in commits:
-            if not c.replace_clips:
-                continue
+        # Drop superseded clips: same path, but not among the rows just written (a file committed in
+        # parts: of another content). One scan and one delete for the batch, not one of each per
+        # file: on an object store each is several requests (benchmarks/results/objstore.md).
+        replacing = [c for c in commits if c.replace_clips]
+        committed = self._clips_of_paths([c.file_row["path"] for c in replacing])
+        stale: list[str] = []
+        for c in replacing:
+            old = committed.get(c.file_row["path"], [])
             if c.append:
-                where = f"path = {sql_str(c.file_row['path'])} AND fingerprint != {sql_str(c.file_row['fingerprint'])}"
-                if self.count_clips(where):
-                    self.clips.delete(where)
-                continue
-            keep = c.clip_ids()
-            where = f"path = {sql_str(c.file_row['path'])}"
-            if keep:
-                old = self.clip_meta(where, ["clip_id"]).column("clip_id").to_pylist()
-                stale = [cid for cid in old if cid not in keep]
-                for i in range(0, len(stale), _IN_CHUNK):
-                    self.clips.delete(sql_in("clip_id", stale[i : i + _IN_CHUNK]))
-            elif self.count_clips(where):
-                self.clips.delete(where)
+                stale += [cid for cid, fp in old if fp != c.file_row["fingerprint"]]
+            else:
+                keep = c.clip_ids()
+                stale += [cid for cid, _ in old if cid not in keep]
+        stale = list(dict.fromkeys(stale))
+        for i in range(0, len(stale), _IN_CHUNK):
+            self.clips.delete(sql_in("clip_id", stale[i : i + _IN_CHUNK]))
+
+    def _clips_of_paths(self, paths: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """(clip id, fingerprint) of every clip of each of `paths`."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        paths = list(dict.fromkeys(paths))
+        for i in range(0, len(paths), _IN_CHUNK):
+            t = self.clip_meta(sql_in("path", paths[i : i + _IN_CHUNK]), ["clip_id", "path", "fingerprint"])
+            for cid, path, fp in zip(t.column("clip_id").to_pylist(), t.column("path").to_pylist(),
+                                     t.column("fingerprint").to_pylist()):
+                out.setdefault(path, []).append((cid, fp))
+        return out
 
     def _append_fragments(self, fragments: list[str], clip_rows: list[dict], vectors: list[np.ndarray]) -> None:
         """One Lance commit appending the workers' fragments (and `clip_rows`, written here as one
