@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -261,4 +262,12 @@ def test_a_query_on_an_s3_index_checks_the_table_versions_once(s3_index, monkeyp
     original = Tables._object_listing
     monkeypatch.setattr(Tables, "_object_listing", lambda self: listed.append(1) or original(self))
     assert index.search(vector, k=5)
+    assert len(listed) == 1
+    # Only the querying thread is pinned: another (an indexing job in `avsearch serve`) still checks.
+    with index.store.reading():
+        listed.clear()
+        index.store.tables.current_versions()
+        other = threading.Thread(target=index.store.tables.current_versions)
+        other.start()
+        other.join()
     assert len(listed) == 1

@@ -17,9 +17,10 @@ with an "ok" row (duplicates cannot arise: a range with clips is never embedded 
 from __future__ import annotations
 
 import os
+import threading
 import time
-from contextlib import contextmanager
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -74,7 +75,7 @@ class Tables:
         self.dim = dim
         self.uri = uri
         self._listing_fs = None  # (pyarrow FileSystem, path) of an object-store index's tables, once made
-        self._pinned = False  # inside `pinned()`: the versions seen last stand, unlisted
+        self._pin = threading.local()  # .on inside `pinned()`: per thread, so a writer thread never sees it
         if uri is None:
             self._db = lancedb.connect(str(self.directory / "lance"))
         else:
@@ -108,7 +109,7 @@ class Tables:
         manifest there, and a cleanup removes some, so an unchanged listing means no commit since
         the versions were read; a changed one reopens both tables. The listing is taken before
         reopening: a commit landing in between changes the next listing, never hides."""
-        if self._pinned and self._seen is not None:
+        if getattr(self._pin, "on", False) and self._seen is not None:
             return self._seen[1]
         listing = self._manifest_listing()
         if listing is None or self._seen is None or self._seen[0] != listing:
@@ -122,15 +123,17 @@ class Tables:
     def pinned(self) -> Iterator[None]:
         """On an object store, the table versions seen last (at the start of the block) stand until
         its end (one query reads one version): a query checks them once instead of at each of its
-        reads, each check a LIST request per table. A local index lists each time (~30 us)."""
-        if self.uri is None or self._pinned:
+        reads, each check a LIST request per table. A local index lists each time (~30 us). Only
+        the calling thread is pinned: another one (an indexing job in `avsearch serve`) that
+        commits meanwhile checks as always."""
+        if self.uri is None or getattr(self._pin, "on", False):
             yield
             return
-        self._pinned = True  # the check Store.reading has just made stands
+        self._pin.on = True  # the check Store.reading has just made stands
         try:
             yield
         finally:
-            self._pinned = False
+            self._pin.on = False
 
     def _manifest_listing(self) -> Optional[tuple]:
         if self.uri is not None:
