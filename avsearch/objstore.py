@@ -93,10 +93,26 @@ def check_reachable(uri: str) -> None:
     try:
         found = filesystem_.get_file_info(bucket)
     except OSError as err:
-        raise ObjectStoreError(explain(uri, err)) from None
+        raise ObjectStoreError(explain(uri, err) + _no_credentials(uri)) from None
     if found.type.name == "NotFound":
         raise ObjectStoreError(f"{uri}: the bucket {bucket!r} does not exist (or these credentials cannot see it); "
                                "create it, or fix the bucket name in --index")
+
+
+def _no_credentials(uri: str) -> str:
+    """A sentence when no S3 credentials are set anywhere the AWS clients look (an instance role
+    may still provide them, so this only adds to an error, never refuses by itself)."""
+    if not uri.startswith("s3://"):
+        return ""
+    if _option(storage_options(), ("aws_access_key_id", "access_key_id"), ("AWS_ACCESS_KEY_ID",)):
+        return ""
+    if any(os.environ.get(v) for v in ("AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")):
+        return ""
+    if any(os.path.isfile(os.path.expanduser(f)) for f in ("~/.aws/credentials", "~/.aws/config")):
+        return ""
+    return (". No AWS credentials are set (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in ~/.aws, "
+            f"or \"aws_access_key_id\" in {OPTIONS_ENV}): set them, unless this machine has a role")
 
 
 def _check_http(uri: str) -> None:

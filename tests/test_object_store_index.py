@@ -202,6 +202,14 @@ def test_a_bad_uri_a_missing_bucket_or_an_unreachable_endpoint_is_a_clear_error(
     monkeypatch.setenv("AVSEARCH_STORAGE_OPTIONS", json.dumps(dict(options, aws_endpoint=s3, aws_access_key_id="wrong")))
     with checked_credentials(s3), pytest.raises(ObjectStoreError, match="credentials were refused.*AWS_ACCESS_KEY_ID"):
         Index.open(f"s3://{BUCKET}/idx")
+    no_keys = {k: v for k, v in options.items() if not k.startswith("aws_access") and not k.startswith("aws_secret")}
+    monkeypatch.setenv("AVSEARCH_STORAGE_OPTIONS", json.dumps(dict(no_keys, aws_endpoint=s3)))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.aws
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to ask for
+    with checked_credentials(s3), pytest.raises(ObjectStoreError, match="No AWS credentials are set"):
+        Index.open(f"s3://{BUCKET}/idx")
     monkeypatch.setenv("AVSEARCH_STORAGE_OPTIONS", "{not json")
     with pytest.raises(UsageError, match="AVSEARCH_STORAGE_OPTIONS is not JSON"):
         Index.open(f"s3://{BUCKET}/idx")
