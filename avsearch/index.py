@@ -28,7 +28,7 @@ import numpy as np
 
 from avsearch import preflight
 from avsearch.errors import AvsearchError, IndexDamagedError, IndexNotFoundError, UsageError
-from avsearch.locations import DEFAULT_INDEX, resolve_index_path
+from avsearch.locations import DEFAULT_INDEX, IndexLocation, IndexURI, local_dir, resolve_index_path
 from avsearch.store import AnnConfig, IndexMeta, IndexSettings, Store
 from avsearch.types import Hit, Query, View, check_choice
 
@@ -36,10 +36,11 @@ from avsearch.types import Hit, Query, View, check_choice
 class Index:
     """A search index over local media: one directory holding vectors and metadata."""
 
-    def __init__(self, path: Path, store: Optional[Store], *, model: Optional[str] = None,
+    def __init__(self, path: IndexLocation, store: Optional[Store], *, model: Optional[str] = None,
                  device: Optional[str] = None, settings: Optional[IndexSettings] = None,
                  ann_config: Optional[AnnConfig] = None):
-        self.path = Path(path)
+        # A local folder (Path), or an IndexURI ("s3://bucket/prefix": see avsearch.locations)
+        self.path: IndexLocation = path if isinstance(path, IndexURI) else Path(path)
         self._store = store
         self._model_spec = model
         self._device = device
@@ -54,7 +55,8 @@ class Index:
     def open(cls, path: Optional[str | Path] = None, *, model: Optional[str] = None,
              device: Optional[str] = None, create: bool = False,
              settings: Optional[IndexSettings] = None, ann_config: Optional[AnnConfig] = None) -> "Index":
-        """Open the index at `path` (see `resolve_index_path`).
+        """Open the index at `path` (see `resolve_index_path`): a local folder, or an object-store
+        URI ("s3://bucket/prefix", "gs://...", "az://..."; README: "An index on an object store").
 
         model: a model spec ("tiny", a hub id, a checkpoint dir). For an existing index it must
         be the model the index was built with (default: that one). For a new index it is the
@@ -250,7 +252,7 @@ class Index:
 
         embedder = (get_embedder() if engine != "ray" or self._embedder is not None
                     else load_model(self._model_on_cpu, reporter))
-        self.path.mkdir(parents=True, exist_ok=True)
+        local_dir(self.path).mkdir(parents=True, exist_ok=True)
         meta = IndexMeta(embedder.model_id, embedder.source, embedder.dim, self._settings)
         self._store = Store.create(self.path, meta, ann_config=self._ann_config)
         # Another run may have created the index since open(): then it is that one's.
@@ -433,9 +435,10 @@ class Index:
                 return self.store.stats()
         except IndexDamagedError as err:
             store = self.store
-            problems = [f.__dict__ for f in self.doctor().findings] or [
+            local = not isinstance(store.location, IndexURI)  # doctor reads local folders only
+            problems = (local and [f.__dict__ for f in self.doctor().findings]) or [
                 {"part": "index", "problem": str(err), "repair": "see `avsearch doctor`"}]
-            return {"index": str(store.directory), "model_id": store.meta.model_id,
+            return {"index": str(store.location), "model_id": store.meta.model_id,
                     "model_source": store.meta.model_source, "dim": store.meta.dim, "damaged": True,
                     "problems": problems,
                     "settings": store.meta.settings.__dict__ | {"views": list(store.meta.settings.views)}}

@@ -13,14 +13,21 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from avsearch.errors import IndexNotFoundError, ModelMismatchError, PathNotFoundError, UsageError
+from avsearch.locations import IndexLocation, IndexURI
 
 META_NAME = "avsearch.json"  # the index's identity card (avsearch.store.meta writes it)
 # Registry names that stand for a hub id: "wave" loads the published checkpoint.
 _ALIASES = {"wave": "tsinghua-ee/WAVE-7B"}
 
 
-def check_location(directory: Path) -> None:
-    """Refuse a path that can never hold an index (a regular file)."""
+def check_location(directory: IndexLocation) -> None:
+    """Refuse a path that can never hold an index (a regular file), or an object store that
+    cannot be reached (no bucket, refused credentials, wrong endpoint)."""
+    if isinstance(directory, IndexURI):
+        from avsearch import objstore
+
+        objstore.check_reachable(directory.uri)
+        return
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise IndexNotFoundError(
@@ -29,27 +36,41 @@ def check_location(directory: Path) -> None:
         )
 
 
-def require_index(directory: Path) -> None:
+def require_index(directory: IndexLocation) -> None:
     """Refuse a directory that holds no index (commands that read one)."""
     check_location(directory)
-    if not (Path(directory) / META_NAME).is_file():
+    present = (_meta_text(directory) is not None if isinstance(directory, IndexURI)
+               else (Path(directory) / META_NAME).is_file())
+    if not present:
         raise IndexNotFoundError(
             f"no avsearch index at {directory} (no {META_NAME}); create one with "
             f"`avsearch index FOLDER --index {directory}`, or point --index / AVSEARCH_INDEX at an existing one"
         )
 
 
-def recorded_model(directory: Path) -> Optional[tuple[str, str]]:
+def recorded_model(directory: IndexLocation) -> Optional[tuple[str, str]]:
     """(model_id, model_source) the index was built with, or None (no index, or unreadable: the
     store reports that one properly when it opens)."""
     try:
-        data = json.loads((Path(directory) / META_NAME).read_text())
+        data = json.loads(_meta_text(directory) or "")
         return str(data["model_id"]), str(data["model_source"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def check_model_spec(directory: Path, spec: Optional[str]) -> None:
+def _meta_text(directory: IndexLocation) -> Optional[str]:
+    """The index's avsearch.json, or None when there is none (locally: none readable)."""
+    if isinstance(directory, IndexURI):
+        from avsearch import objstore
+
+        return objstore.read_text(f"{directory.uri}/{META_NAME}")
+    try:
+        return (Path(directory) / META_NAME).read_text()
+    except OSError:
+        return None
+
+
+def check_model_spec(directory: IndexLocation, spec: Optional[str]) -> None:
     """Refuse `--model spec` for an index built with another model, before anything is downloaded
     or loaded, where the names alone prove it: both are registry names or hub ids and differ. A
     local checkpoint directory (on either side) may hold the same weights under another name, so

@@ -17,7 +17,8 @@ from avsearch.locations import resolve_index_path
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 
-INDEX_HELP = "Index directory. Default: $AVSEARCH_INDEX or ./avsearch-index."
+INDEX_HELP = ("Index directory, or an object store URI (s3://BUCKET/PREFIX, gs://..., az://...). Default: "
+              "$AVSEARCH_INDEX or ./avsearch-index.")
 IndexOption = typer.Option(None, "--index", "-i", help=INDEX_HELP, envvar="AVSEARCH_INDEX", show_default=False)
 
 
@@ -78,6 +79,8 @@ def hms(seconds: float) -> str:
 
 
 def short_path(path: str) -> str:
+    if "://" in path:  # an object-store index: a URI, never relative to the working folder
+        return path
     try:
         rel = os.path.relpath(path)
     except ValueError:

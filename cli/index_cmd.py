@@ -110,6 +110,7 @@ def index(
     Example:  avsearch index ~/Videos /mnt/archive/tapes --model tiny
     Example:  avsearch index ~/Videos -q          # for cron: one summary line
     Example:  avsearch index ~/Videos --exclude 'drafts/*' --exclude '*.part'
+    Example:  avsearch index ~/Videos --index s3://my-bucket/avsearch   # credentials: AWS_* (README)
     """
     # Everything that needs no model or LanceDB is checked first, so a mistake answers at once.
     index_path = resolve_index_path(index_dir)

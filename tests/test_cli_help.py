@@ -39,7 +39,8 @@ def _helps() -> dict[str, str]:
 
 def test_help_keeps_every_word_and_shows_an_example():
     helps = _helps()
-    assert "Index directory. Default: $AVSEARCH_INDEX or ./avsearch-index." in helps["status"]
+    assert ("Index directory, or an object store URI (s3://BUCKET/PREFIX, gs://..., az://...). Default: "
+            "$AVSEARCH_INDEX or ./avsearch-index.") in helps["status"]
     assert "cuda, cuda:1 or cpu. Default: cuda if present." in helps["query"]
     assert "Must match the index's model. Default: the index's model." in helps["query"]
     for cmd, text in helps.items():

@@ -119,13 +119,16 @@ def test_the_cli_says_no_media_was_found_and_no_index_made(tmp_path, loads, cli_
     assert "Indexed into" not in out and not (tmp_path / "index").exists()
 
 
-def test_an_object_store_index_is_refused_with_the_fix_and_no_local_folder(tmp_path, monkeypatch, loads):
+def test_an_unknown_uri_scheme_is_refused_with_the_fix_and_no_local_folder(tmp_path, monkeypatch, loads):
     from avsearch.errors import UsageError
+    from avsearch.locations import IndexURI, resolve_index_path
 
     monkeypatch.chdir(tmp_path)
     loads.refuse = True
-    for uri in ("s3://bucket/idx", "gs:/bucket/idx"):  # the second as a Path-typed CLI option folds it
-        with pytest.raises(UsageError, match="object store .* Mount the bucket as a folder"):
+    for uri in ("ftp://host/idx", "http:/host/idx"):  # the second as a Path-typed CLI option folds it
+        with pytest.raises(UsageError, match="not an index location .* s3://BUCKET/PREFIX"):
             Index.open(uri, model="tiny", create=True)
-    assert not any(tmp_path.iterdir())  # no "s3:" folder made here
+    assert not any(tmp_path.iterdir())  # no "ftp:" folder made here
+    # An object store is an index location (tests/test_object_store_index.py), folded or not.
+    assert resolve_index_path("gs:/bucket/idx/") == IndexURI("gs://bucket/idx")
     assert Index.open(tmp_path / "C:" / "idx", model="tiny", create=True).path.name == "idx"  # a plain folder name

@@ -108,8 +108,21 @@ def newest_readable_version(directory: Path, db, name: str) -> Optional[int]:
     return None
 
 
+def _local_only(store) -> None:
+    """The checks read and remake table folders on disk: an object-store index is refused."""
+    from avsearch.errors import UsageError
+    from avsearch.locations import IndexURI
+
+    if isinstance(store.location, IndexURI):
+        raise UsageError(
+            f"avsearch doctor checks indexes in a local folder, not {store.location}: copy the index to a "
+            f"folder (e.g. `aws s3 sync {store.location} ./copy`), run `avsearch doctor --index ./copy`, and "
+            "copy a repaired one back while nothing writes to it")
+
+
 def check(store) -> DoctorReport:
     """Every problem of the index at `store.directory`; changes nothing."""
+    _local_only(store)
     directory = store.directory
     report = DoctorReport(str(directory))
     db = lancedb.connect(str(directory / LANCE_DIR))
@@ -172,6 +185,7 @@ def short_rows(tables) -> list[dict]:
 def repair(store) -> DoctorReport:
     """Fix what `check` finds, as the module docstring says. The caller holds the write lock and
     opens a fresh Store afterwards (this one's table handles may point at replaced tables)."""
+    _local_only(store)
     directory = store.directory
     report = DoctorReport(str(directory))
     db = lancedb.connect(str(directory / LANCE_DIR))

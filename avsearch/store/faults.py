@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from avsearch.errors import AvsearchError, DiskFullError, IndexDamagedError, IndexReadOnlyError
+from avsearch.locations import IndexLocation, IndexURI, local_dir
 
 REPAIR_HINT = "run `avsearch doctor` to see what is wrong and `avsearch doctor --repair` to fix it"
 
@@ -82,13 +83,21 @@ def _free_text(path: Path) -> str:
     return f", {free / 1e6:.1f} MB free now"
 
 
-def translate(err: BaseException, directory: Path, *, last_committed: Optional[str] = None,
+def translate(err: BaseException, directory: IndexLocation, *, last_committed: Optional[str] = None,
               action: str = "write to") -> Optional[AvsearchError]:
     """The AvsearchError for a store fault, or None when `err` is not one."""
     if isinstance(err, AvsearchError):
         return None
+    if isinstance(directory, IndexURI):
+        from avsearch import objstore
+
+        # Before the local kinds: an object store's "access denied" or "not found" bucket is neither
+        # a read-only nor a damaged index.
+        if objstore.cause(err):
+            return objstore.ObjectStoreError(objstore.explain(directory.uri, err))
     kind = kind_of(err)
-    if kind == "disk_full":
+    if kind == "disk_full":  # only local files fill a disk: an object-store index's cache folder
+        directory = local_dir(directory)
         since = (f"nothing committed since {last_committed}" if last_committed
                  else "nothing was committed by this run")
         return DiskFullError(
@@ -104,7 +113,7 @@ def translate(err: BaseException, directory: Path, *, last_committed: Optional[s
 
 
 @contextmanager
-def store_faults(directory: Path, *, last_committed: Optional[str] = None, action: str = "write to") -> Iterator[None]:
+def store_faults(directory: IndexLocation, *, last_committed: Optional[str] = None, action: str = "write to") -> Iterator[None]:
     """Re-raise recognised store faults as AvsearchErrors (the original stays as __cause__)."""
     try:
         yield

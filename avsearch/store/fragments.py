@@ -14,9 +14,9 @@ Imports Lance and pyarrow only, never LanceDB: an embed actor loads this module 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -44,6 +44,9 @@ class FragmentTarget:
     # worker sees this very table, not another one at the same path on its own node.
     version: int = 1
     rows: int = 0
+    # Lance's storage options for an object-store index (the driver's $AVSEARCH_STORAGE_OPTIONS:
+    # a worker's environment may lack them); credentials in the environment are each node's own.
+    storage_options: dict = field(default_factory=dict)
 
 
 def check_target(target: FragmentTarget) -> None:
@@ -57,7 +60,8 @@ def check_target(target: FragmentTarget) -> None:
         raise FragmentWriteError(f"this Ray node cannot write clips ({err}): install avsearch with its Ray extra, "
                                  "pip install \"avsearch[ray]\", on every node") from None
     try:
-        seen = lance.dataset(target.uri, version=target.version).count_rows()
+        seen = lance.dataset(target.uri, version=target.version,
+                             storage_options=target.storage_options or None).count_rows()
     except Exception as err:
         raise FragmentWriteError(_unreachable(target, err)) from None
     if seen != target.rows:
@@ -72,7 +76,12 @@ def missing_files(uri: str, fragments: Sequence[str]) -> list[str]:
     into another table at the same path. Committing them would leave a version no one can read."""
     from pyarrow import fs
 
-    filesystem, root = fs.FileSystem.from_uri(uri)
+    if "://" in uri and not uri.startswith("file://"):
+        from avsearch.objstore import filesystem as object_store
+
+        filesystem, root = object_store(uri)
+    else:
+        filesystem, root = fs.FileSystem.from_uri(uri)
     names = [f"{root}/data/{f['path']}" for fragment in fragments for f in json.loads(fragment)["files"]]
     return [i.path for i in filesystem.get_file_info(names) if i.type == fs.FileType.NotFound]
 
@@ -91,9 +100,10 @@ def write_clip_fragments(target: FragmentTarget, rows: Sequence[dict], vectors: 
         # Opened first: on a node that does not see the index (a local path that exists only on
         # the driver's machine), writing alone would create a stray dataset folder there, and the
         # committed metadata would then name files the driver cannot read.
-        lance.dataset(target.uri)
+        options = target.storage_options or None
+        lance.dataset(target.uri, storage_options=options)
         written = write_fragments(table, target.uri, schema=table.schema,
-                                  data_storage_version=target.storage_version)
+                                  data_storage_version=target.storage_version, storage_options=options)
     except Exception as err:
         raise FragmentWriteError(_unreachable(target, err)) from None
     return [json.dumps(f.to_json()) for f in written]
@@ -107,14 +117,16 @@ def _unreachable(target: FragmentTarget, err: BaseException) -> str:
             "store, and check that it is writable and not full")
 
 
-def commit_fragments(uri: str, fragments: Sequence[str], read_version: int) -> int:
+def commit_fragments(uri: str, fragments: Sequence[str], read_version: int,
+                     storage_options: Optional[dict] = None) -> int:
     """Append the fragments (their `write_clip_fragments` metadata) to the dataset at `uri` in one
     commit; returns the new version."""
     import lance
     from lance.fragment import FragmentMetadata
 
     operation = lance.LanceOperation.Append([FragmentMetadata.from_json(f) for f in fragments])
-    return int(lance.LanceDataset.commit(uri, operation, read_version=read_version).version)
+    return int(lance.LanceDataset.commit(uri, operation, read_version=read_version,
+                                         storage_options=storage_options or None).version)
 
 
 def remove_unreferenced_files(dataset) -> int:

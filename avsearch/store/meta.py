@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from avsearch.errors import IndexDamagedError, IndexNotFoundError
+from avsearch.locations import IndexLocation, IndexURI
 from avsearch.types import FRAME_CHOICES, RESIZE_CHOICES, check_choice
 from avsearch.store.schema import FORMAT_VERSION
 
@@ -65,23 +66,28 @@ class IndexMeta:
     # absent in indexes made before they existed (= none). Older avsearch ignores the key.
     patterns: dict = field(default_factory=dict)
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: IndexLocation) -> None:
         data = asdict(self)
         data["settings"]["views"] = list(self.settings.views)
+        if isinstance(directory, IndexURI):  # one PUT: readers see the old or the new file whole
+            from avsearch import objstore
+
+            objstore.write_text(f"{directory.uri}/{META_NAME}", json.dumps(data, indent=2))
+            return
         tmp = Path(directory) / (META_NAME + ".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         os.replace(tmp, Path(directory) / META_NAME)
 
     @classmethod
-    def load(cls, directory: Path) -> "IndexMeta":
-        path = Path(directory) / META_NAME
-        if not path.is_file():
+    def load(cls, directory: IndexLocation) -> "IndexMeta":
+        text = _read(directory)
+        if text is None:
             raise IndexNotFoundError(
                 f"no avsearch index at {directory} (no {META_NAME}); create one with "
                 f"`avsearch index FOLDER --index {directory}`, or point --index / AVSEARCH_INDEX at an existing one"
             )
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(text)
         except (OSError, ValueError) as err:
             raise IndexDamagedError(
                 f"the index's {META_NAME} at {directory} cannot be read ({err}); restore it from a backup, "
@@ -93,3 +99,20 @@ class IndexMeta:
             )
         data["settings"] = IndexSettings.from_dict(data.get("settings", {}))
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def _read(directory: IndexLocation):
+    """The text of the index's avsearch.json, or None when it has none."""
+    if isinstance(directory, IndexURI):
+        from avsearch import objstore
+
+        return objstore.read_text(f"{directory.uri}/{META_NAME}")
+    path = Path(directory) / META_NAME
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text()
+    except OSError as err:
+        raise IndexDamagedError(
+            f"the index's {META_NAME} at {directory} cannot be read ({err}); restore it from a backup, "
+            "or index again into a new directory") from err

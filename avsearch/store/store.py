@@ -7,6 +7,11 @@ Layout of an index directory:
     ann/            FAISS index derived from the clips that count (those a files row vouches for),
                     tagged with the clips and files table versions it covers
     write.lock      held by the one process allowed to write
+
+An index on an object store (`s3://...`, locations.py) keeps avsearch.json and lance/ at its URI
+and the rest, which needs a real file system, in a local cache folder (`self.directory`): the ANN
+index is derived data, rebuilt from the tables where the cache is empty and updated where it is
+stale, as the versions it covers say.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import numpy as np
 import pyarrow as pa
 
 from avsearch import preflight
-from avsearch.errors import AvsearchError, ModelMismatchError
+from avsearch.errors import AvsearchError, IndexLockedError, ModelMismatchError
+from avsearch.locations import IndexLocation, IndexURI, local_dir
 from avsearch.store.ann import IVF_MIN_VECTORS, AnnConfig, AnnIndex, SearchState, _exact_subset, training_rows
 from avsearch.store.faults import kind_of, store_faults
 from avsearch.store.lock import WriteLock
@@ -46,15 +52,20 @@ def _faults(method):
 
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
-        with store_faults(self.directory, last_committed=self.last_committed):
+        with store_faults(self.location, last_committed=self.last_committed):
             return method(self, *args, **kwargs)
 
     return guarded
 
 
 class Store:
-    def __init__(self, directory: Path, meta: IndexMeta, ann_config: Optional[AnnConfig] = None):
-        self.directory = Path(directory)
+    def __init__(self, directory: IndexLocation, meta: IndexMeta, ann_config: Optional[AnnConfig] = None):
+        # Where the tables and avsearch.json live (a folder, or an object-store URI), and the local
+        # folder of everything else (the same folder, or the URI's cache folder).
+        self.location: IndexLocation = directory if isinstance(directory, IndexURI) else Path(directory)
+        self.directory = local_dir(self.location)
+        if isinstance(self.location, IndexURI):
+            self.directory.mkdir(parents=True, exist_ok=True)
         self.meta = meta
         self._tables: Optional[Tables] = None
         self.ann_config = ann_config or AnnConfig()
@@ -70,37 +81,43 @@ class Store:
         """The LanceDB tables, opened on first use: a damaged table fails the command that reads
         it (with IndexDamagedError), not the opening of the index, so `status` and `doctor` work."""
         if self._tables is None:
-            with store_faults(self.directory, action="open"):
-                self._tables = Tables(self.directory, self.meta.dim)
+            with store_faults(self.location, action="open"):
+                uri = self.location.uri if isinstance(self.location, IndexURI) else None
+                self._tables = Tables(self.directory, self.meta.dim, uri=uri)
         return self._tables
 
     # -- opening ---------------------------------------------------------------------------
 
     @staticmethod
-    def exists(directory: Path) -> bool:
+    def exists(directory: IndexLocation) -> bool:
+        if isinstance(directory, IndexURI):
+            from avsearch import objstore
+
+            return objstore.read_text(f"{directory.uri}/{META_NAME}") is not None
         return (Path(directory) / META_NAME).is_file()
 
     @staticmethod
-    def check_location(directory: Path) -> None:
+    def check_location(directory: IndexLocation) -> None:
         """Refuse, before any work, a path that can never hold an index."""
         preflight.check_location(directory)
 
     @classmethod
-    def open(cls, directory: Path, *, ann_config: Optional[AnnConfig] = None) -> "Store":
-        directory = Path(directory)
+    def open(cls, directory: IndexLocation, *, ann_config: Optional[AnnConfig] = None) -> "Store":
+        directory = directory if isinstance(directory, IndexURI) else Path(directory)
         cls.check_location(directory)
         return cls(directory, IndexMeta.load(directory), ann_config)
 
     @classmethod
-    def create(cls, directory: Path, meta: IndexMeta, *, ann_config: Optional[AnnConfig] = None) -> "Store":
+    def create(cls, directory: IndexLocation, meta: IndexMeta, *, ann_config: Optional[AnnConfig] = None) -> "Store":
         """A new index at `directory` or, when another run created one there since the caller
         looked, that one (the caller checks its model). Creation holds the write lock, so a
-        second run creating the same index meanwhile gets the lock's message."""
-        directory = Path(directory)
+        second run creating the same index meanwhile gets the lock's message (on an object store:
+        a second run on this machine; across machines, one writer at a time is the user's part)."""
+        directory = directory if isinstance(directory, IndexURI) else Path(directory)
         cls.check_location(directory)
         with store_faults(directory, action="create an index in"):
-            directory.mkdir(parents=True, exist_ok=True)
-            with WriteLock(directory):
+            local_dir(directory).mkdir(parents=True, exist_ok=True)
+            with WriteLock(local_dir(directory)):
                 if not cls.exists(directory):
                     meta.save(directory)
                     return cls(directory, meta, ann_config)
@@ -109,7 +126,7 @@ class Store:
     def check_model(self, model_id: str) -> None:
         if model_id != self.meta.model_id:
             raise ModelMismatchError(
-                f"the index at {self.directory} was built with model {self.meta.model_id} "
+                f"the index at {self.location} was built with model {self.meta.model_id} "
                 f"(from {self.meta.model_source}); the requested model is {model_id}. Vectors of two "
                 "models do not share a space: drop --model to use the index's own model, or index "
                 "into another directory with --index"
@@ -163,11 +180,11 @@ class Store:
         try:
             self.remove_old_versions(keep_only_latest=purge)
         except Exception as err:
-            warnings.warn(f"old versions of {self.directory} were not cleaned up ({err}); the next run tries again")
+            warnings.warn(f"old versions of {self.location} were not cleaned up ({err}); the next run tries again")
         try:
             self.tables.remove_unreferenced_files()  # this run's uncommitted Ray fragments
         except Exception as err:
-            warnings.warn(f"uncommitted fragments in {self.directory} were not removed ({err}); the next run tries again")
+            warnings.warn(f"uncommitted fragments in {self.location} were not removed ({err}); the next run tries again")
         self.ensure_ann(save=True)  # a no-op unless the cleanup's own compaction made a version
 
     def remove_old_versions(self, *, keep_only_latest: bool = False) -> int:
@@ -194,7 +211,8 @@ class Store:
         version, as in a long-running service, may find that version's files gone)."""
         with reading(self.directory):
             self._refresh()
-            yield
+            with self.tables.pinned():  # an object-store index: one version check per query
+                yield
 
     @_faults
     def _refresh(self) -> None:
@@ -210,7 +228,7 @@ class Store:
         """The include/exclude patterns stored with the index ({} when none), read from disk: a
         long-lived process (the service) sees what a CLI run stored since it opened the index."""
         try:
-            self.meta.patterns = IndexMeta.load(self.directory).patterns
+            self.meta.patterns = IndexMeta.load(self.location).patterns
         except AvsearchError:  # unreadable now: what this process read at open
             pass
         return dict(self.meta.patterns or {})
@@ -219,7 +237,7 @@ class Store:
     def set_path_patterns(self, patterns: dict) -> None:
         """Store include/exclude patterns for later runs (call under the write lock)."""
         self.meta.patterns = dict(patterns)
-        self.meta.save(self.directory)
+        self.meta.save(self.location)
 
     @_faults
     def file_rows_with_fingerprints(self, fingerprints: Sequence[str]) -> list[dict]:
@@ -362,7 +380,7 @@ class Store:
                 seconds_by_view[v] = seconds_by_view.get(v, 0.0) + float(d)
                 clips_by_view[v] = clips_by_view.get(v, 0) + 1
         return {
-            "index": str(self.directory),
+            "index": str(self.location),
             "model_id": self.meta.model_id,
             "model_source": self.meta.model_source,
             "dim": self.meta.dim,
@@ -376,10 +394,18 @@ class Store:
             "clips_by_view": clips_by_view,
             "hours_by_view": {v: s / 3600 for v, s in seconds_by_view.items()},
             "ann": self.ann_state(),
-            "disk_bytes": _dir_size(self.directory),
+            "disk_bytes": self._disk_bytes(),
             "settings": self.meta.settings.__dict__ | {"views": list(self.meta.settings.views)},
             "patterns": self.path_patterns(),  # include/exclude globs later runs apply
         }
+
+    def _disk_bytes(self) -> int:
+        """The index's size: its folder, or its objects plus its local cache folder."""
+        if isinstance(self.location, IndexURI):
+            from avsearch import objstore
+
+            return objstore.total_bytes(self.location.uri) + _dir_size(self.directory)
+        return _dir_size(self.directory)
 
     # -- ANN index -------------------------------------------------------------------------
 
@@ -420,8 +446,23 @@ class Store:
             ann, ids = self._update_or_rebuild(ann)
             if save:
                 self._save_ann(ann, ids, version)
+            elif isinstance(self.location, IndexURI):
+                self._keep_in_cache(ann, ids, version)
         self._ann, self._ann_version, self._ann_ids = ann, version, ids
         return ann
+
+    def _keep_in_cache(self, ann: Optional[AnnIndex], ids: np.ndarray, version: tuple[int, int]) -> None:
+        """Save the ANN index a reader of an object-store index had to build (a fresh machine, an
+        empty or stale cache) into the cache folder, so that the next query process on this
+        machine loads it instead of building it again. Only when no writer here holds the lock
+        (a writer saves its own); the cache is this machine's, so a failure only costs time."""
+        try:
+            with WriteLock(self.directory):
+                self._save_ann(ann, ids, version)
+        except IndexLockedError:
+            pass  # a writer is at work here: it saves the index when it is done
+        except (AvsearchError, OSError) as err:
+            warnings.warn(f"the ANN index of {self.location} was not kept in {self.directory} ({err})")
 
     def _served_ids(self, ann: AnnIndex) -> np.ndarray:
         """The sorted row ids `ann` holds (read from faiss once per table version)."""

@@ -17,12 +17,14 @@ with an "ok" row (duplicates cannot arise: a range with clips is never embedded 
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import lancedb
 import numpy as np
@@ -66,10 +68,20 @@ class FileCommit:
 
 
 class Tables:
-    def __init__(self, directory: Path, dim: int):
+    def __init__(self, directory: Path, dim: int, *, uri: Optional[str] = None):
+        """The tables in `directory`/lance, or at `uri`/lance for an index on an object store
+        (`directory` is then its local cache folder, which holds no table)."""
         self.directory = Path(directory)
         self.dim = dim
-        self._db = lancedb.connect(str(self.directory / "lance"))
+        self.uri = uri
+        self._listing_fs = None  # (pyarrow FileSystem, path) of an object-store index's tables, once made
+        self._pin = threading.local()  # .on inside `pinned()`: per thread, so a writer thread never sees it
+        if uri is None:
+            self._db = lancedb.connect(str(self.directory / "lance"))
+        else:
+            from avsearch.objstore import storage_options
+
+            self._db = lancedb.connect(f"{uri}/lance", storage_options=storage_options() or None)
         listed = self._db.list_tables()
         names = set(getattr(listed, "tables", listed))
         self.files = (
@@ -97,6 +109,8 @@ class Tables:
         manifest there, and a cleanup removes some, so an unchanged listing means no commit since
         the versions were read; a changed one reopens both tables. The listing is taken before
         reopening: a commit landing in between changes the next listing, never hides."""
+        if getattr(self._pin, "on", False) and self._seen is not None:
+            return self._seen[1]
         listing = self._manifest_listing()
         if listing is None or self._seen is None or self._seen[0] != listing:
             self.refresh()
@@ -105,11 +119,45 @@ class Tables:
                 return self.clips_version(), self.files_version()
         return self._seen[1]
 
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """On an object store, the table versions seen last (at the start of the block) stand until
+        its end (one query reads one version): a query checks them once instead of at each of its
+        reads, each check a LIST request per table. A local index lists each time (~30 us). Only
+        the calling thread is pinned: another one (an indexing job in `avsearch serve`) that
+        commits meanwhile checks as always."""
+        if self.uri is None or getattr(self._pin, "on", False):
+            yield
+            return
+        self._pin.on = True  # the check Store.reading has just made stands
+        try:
+            yield
+        finally:
+            self._pin.on = False
+
     def _manifest_listing(self) -> Optional[tuple]:
+        if self.uri is not None:
+            return self._object_listing()
         try:
             return tuple(sorted(os.listdir(self.directory / "lance" / f"{name}.lance" / "_versions"))
                          for name in (CLIPS, FILES))
         except OSError:
+            return None
+
+    def _object_listing(self) -> Optional[tuple]:
+        """The same listing on an object store: one LIST request per table, where reopening both
+        costs several requests per table (measured on loopback: benchmarks/results/objstore-*)."""
+        from pyarrow import fs
+
+        try:
+            if self._listing_fs is None:
+                from avsearch.objstore import filesystem
+
+                self._listing_fs = filesystem(f"{self.uri}/lance")
+            filesystem_, root = self._listing_fs
+            return tuple(tuple(sorted(i.base_name for i in filesystem_.get_file_info(
+                fs.FileSelector(f"{root}/{name}.lance/_versions")))) for name in (CLIPS, FILES))
+        except Exception:  # unlistable here: reopen every time, as the docstring above says
             return None
 
     def clips_version(self) -> int:
@@ -263,24 +311,33 @@ class Tables:
         elif clip_rows:
             self.clips.add(clips_table(clip_rows, np.concatenate(vectors), self.dim))
         self._upsert_files([c.file_row for c in commits])
-        # Drop superseded clips: same path, but not among the rows just written.
-        for c in commits:
-            if not c.replace_clips:
-                continue
+        # Drop superseded clips: same path, but not among the rows just written (a file committed in
+        # parts: of another content). One scan and one delete for the batch, not one of each per
+        # file: on an object store each is several requests (benchmarks/results/objstore.md).
+        replacing = [c for c in commits if c.replace_clips]
+        committed = self._clips_of_paths([c.file_row["path"] for c in replacing])
+        stale: list[str] = []
+        for c in replacing:
+            old = committed.get(c.file_row["path"], [])
             if c.append:
-                where = f"path = {sql_str(c.file_row['path'])} AND fingerprint != {sql_str(c.file_row['fingerprint'])}"
-                if self.count_clips(where):
-                    self.clips.delete(where)
-                continue
-            keep = c.clip_ids()
-            where = f"path = {sql_str(c.file_row['path'])}"
-            if keep:
-                old = self.clip_meta(where, ["clip_id"]).column("clip_id").to_pylist()
-                stale = [cid for cid in old if cid not in keep]
-                for i in range(0, len(stale), _IN_CHUNK):
-                    self.clips.delete(sql_in("clip_id", stale[i : i + _IN_CHUNK]))
-            elif self.count_clips(where):
-                self.clips.delete(where)
+                stale += [cid for cid, fp in old if fp != c.file_row["fingerprint"]]
+            else:
+                keep = c.clip_ids()
+                stale += [cid for cid, _ in old if cid not in keep]
+        stale = list(dict.fromkeys(stale))
+        for i in range(0, len(stale), _IN_CHUNK):
+            self.clips.delete(sql_in("clip_id", stale[i : i + _IN_CHUNK]))
+
+    def _clips_of_paths(self, paths: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """(clip id, fingerprint) of every clip of each of `paths`."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        paths = list(dict.fromkeys(paths))
+        for i in range(0, len(paths), _IN_CHUNK):
+            t = self.clip_meta(sql_in("path", paths[i : i + _IN_CHUNK]), ["clip_id", "path", "fingerprint"])
+            for cid, path, fp in zip(t.column("clip_id").to_pylist(), t.column("path").to_pylist(),
+                                     t.column("fingerprint").to_pylist()):
+                out.setdefault(path, []).append((cid, fp))
+        return out
 
     def _append_fragments(self, fragments: list[str], clip_rows: list[dict], vectors: list[np.ndarray]) -> None:
         """One Lance commit appending the workers' fragments (and `clip_rows`, written here as one
@@ -296,7 +353,7 @@ class Tables:
                 "committed; put --index on storage every node reaches at the same path")
         if clip_rows:
             fragments = fragments + write_clip_fragments(self.fragment_target(), clip_rows, np.concatenate(vectors))
-        commit_fragments(dataset.uri, fragments, read_version=dataset.version)
+        commit_fragments(dataset.uri, fragments, read_version=dataset.version, storage_options=self._storage_options())
         self.clips = self._db.open_table(CLIPS)  # the handle would not see a commit made past LanceDB
 
     def fragment_target(self):
@@ -305,7 +362,16 @@ class Tables:
 
         dataset = self.clips.to_lance()
         return FragmentTarget(uri=str(dataset.uri), dim=self.dim, storage_version=str(dataset.data_storage_version),
-                              version=int(dataset.version), rows=int(dataset.count_rows()))
+                              version=int(dataset.version), rows=int(dataset.count_rows()),
+                              storage_options=self._storage_options())
+
+    def _storage_options(self) -> dict:
+        """Lance's storage options for these tables ({} for a local folder)."""
+        if self.uri is None:
+            return {}
+        from avsearch.objstore import storage_options
+
+        return storage_options()
 
     def remove_unreferenced_files(self) -> int:
         """Delete the clips dataset's data files that no version lists: fragments Ray workers wrote
