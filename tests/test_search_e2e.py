@@ -427,3 +427,20 @@ def test_the_rescoring_file_is_copied_where_hard_links_fail(tmp_path, monkeypatc
     assert not os.path.samefile(tmp_path / "a" / DATA_FILE, tmp_path / "b" / DATA_FILE)
     assert np.array_equal(RescoreVectors.load(tmp_path / "b", 8).get(np.arange(5)), x)
     assert len(RescoreVectors.load(tmp_path / "a", 8)) == 3
+
+
+def test_a_single_query_scans_its_lists_on_every_thread_and_finds_what_a_batch_finds():
+    x, queries = _crowded(seed=3, n_queries=8)
+    ann = AnnIndex.build(x, np.arange(len(x)), AnnConfig(flat_threshold=1000, nlist=16, nprobe=16))
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        batch = ann.search(queries, 10)  # more than a few queries: one thread per query
+        assert ann._ivf.parallel_mode == 0
+        for row, q in enumerate(queries):
+            scores, ids = ann.search(q[None, :], 10)  # one query: its lists split among 2 threads
+            assert ann._ivf.parallel_mode == 1
+            assert np.array_equal(ids[0], batch[1][row]) and np.allclose(scores[0], batch[0][row])
+        assert faiss.omp_get_max_threads() == 2  # the caller's setting is back
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import shutil
+import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,11 +53,14 @@ LAYOUT = 4  # saved indexes of another layout are rebuilt, never misread (1: lis
 # 2: no re-scoring vectors of its own; 3: PQ codes only)
 _BLOCK = 65_536  # rows converted to float32 at a time (float16 input never doubles in memory)
 _BLAS_ASSIGN_ROWS = 2_048  # adding at least this many rows: list assignment through a float32 copy
-# A search of this few queries runs faiss on the calling thread alone. One query has no work to
-# share, but every OpenMP region it enters (OPQ's matrix product, the list choice) wakes the team
-# and waits for it: with the cores busy, a single 128-d query spent 25 ms in OPQ's apply and 10 ms
-# choosing lists, both microseconds of work (the ~24 ms p99 seen at 1024-d came from such waits).
+# A search of this few queries runs faiss on the calling thread alone, but for the scan of the
+# probed lists' codes. Every OpenMP region it enters (the transform, the list choice) wakes the
+# team and waits for it: with the cores busy, a single 128-d query spent 25 ms in OPQ's apply and
+# 10 ms choosing lists, both microseconds of work (the ~24 ms p99 seen at 1024-d came from such
+# waits). The scan is milliseconds of work that splits by list: at 1M x 3584 (100 lists of ~500
+# RaBitQ codes) one query took p50 10.7 / p99 41.5 ms on one thread, 7.5 / 13.5 ms on two.
 _FEW_QUERIES = 4
+_few = threading.local()  # .threads: the caller's OpenMP threads, inside a search of few queries
 # A candidate pool that may miss a neighbour doubles. With only the added candidates re-scored,
 # small steps save re-scoring: 100k x 1024, the merging path's cross-modal queries, x2 against x4:
 # 431 against 574 vectors re-scored on average (p99 2,048 against 4,096). The PQ scan behind a
@@ -116,14 +120,16 @@ class AnnConfig:
         return max(k, k * self.refine_factor, self.min_candidates)
 
     def choose_nprobe(self, nlist: int) -> int:
-        # A tenth of the lists, at least 32. On clusters of one noise level, 8 of 2,000 lists held
-        # every true neighbour of 1M 3584-d vectors; on clusters of uneven size and noise (the
-        # issue-19 generator, 100k x 1024, 632 lists), 16 probes recalled 0.88 / 0.87 (cross-modal)
-        # at k=10, 32 recalled 0.96, 64 recalled 0.998 / 0.985, whatever the candidate pool.
-        # Scanning more PQ codes is cheap next to choosing the lists in the full space.
+        # A twentieth of the lists, at least 64. On clusters of one noise level, 8 of 2,000 lists
+        # held every true neighbour of 1M 3584-d vectors; on clusters of uneven size and noise (the
+        # issue-19 generator) at 100k x 1024 (632 lists) 16 probes recalled 0.88 / 0.87 (cross-
+        # modal) at k=10, 32 recalled 0.96, 64 recalled 0.998 / 0.985, whatever the candidate pool;
+        # at 1M x 3584 (2,000 lists, RaBitQ codes) 100 probes recalled 0.986 / 0.988, 200 probes
+        # 0.988 / 0.988 at 1.5x the scan time (a RaBitQ code is 520 bytes there: the scan is
+        # most of a search).
         if self.nprobe:
             return min(self.nprobe, nlist)
-        return max(1, min(nlist, max(32, nlist // 10)))
+        return max(1, min(nlist, max(64, nlist // 20)))
 
 
 class AnnIndex:
@@ -357,8 +363,9 @@ class AnnIndex:
         ids = np.empty((n, k), dtype=np.int64)
         # The C entry point: faiss's Python wrapper of search_preassigned refuses search parameters
         # (nprobe, id selector).
-        self._ivf.search_preassigned_c(n, faiss.swig_ptr(coded), k, faiss.swig_ptr(lists), faiss.swig_ptr(base),
-                                       faiss.swig_ptr(scores), faiss.swig_ptr(ids), False, params)
+        with _scan_threads(n, self._ivf):
+            self._ivf.search_preassigned_c(n, faiss.swig_ptr(coded), k, faiss.swig_ptr(lists), faiss.swig_ptr(base),
+                                           faiss.swig_ptr(scores), faiss.swig_ptr(ids), False, params)
         return scores, ids
 
     def _coarse_index(self) -> faiss.Index:
@@ -450,10 +457,31 @@ def _one_omp_thread():
     # omp_set_num_threads changes the calling thread's setting only: searches on other threads keep theirs.
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
+    _few.threads = before
     try:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+        _few.threads = None
+
+
+@contextmanager
+def _scan_threads(n_queries: int, ivf: faiss.IndexIVF):
+    """Inside a search of few queries, the list scan alone gets the caller's threads, splitting
+    each query's probed lists among them (faiss's parallel_mode 1; mode 0 splits queries). The
+    mode is the index's, shared: a batch searched meanwhile on another thread may run in the
+    other mode, with the same results."""
+    threads = getattr(_few, "threads", None)
+    if not threads or threads < 2:
+        ivf.parallel_mode = 0
+        yield
+        return
+    ivf.parallel_mode = 1
+    faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(1)
 
 
 def training_rows(n: int, config: AnnConfig) -> int:
