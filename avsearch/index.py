@@ -437,7 +437,8 @@ class Index:
             store = self.store
             local = not isinstance(store.location, IndexURI)  # doctor reads local folders only
             problems = (local and [f.__dict__ for f in self.doctor().findings]) or [
-                {"part": "index", "problem": str(err), "repair": "see `avsearch doctor`"}]
+                {"part": "index", "problem": str(err),
+                 "repair": "see `avsearch doctor`" if local else "check a local copy with `avsearch doctor`"}]
             return {"index": str(store.location), "model_id": store.meta.model_id,
                     "model_source": store.meta.model_source, "dim": store.meta.dim, "damaged": True,
                     "problems": problems,

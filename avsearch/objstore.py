@@ -4,8 +4,9 @@ files avsearch keeps there itself (avsearch.json), read and written through pyar
 Lance reads its credentials and endpoint from the environment (AWS_*, GOOGLE_*, AZURE_*) and
 takes more in `storage_options`; `AVSEARCH_STORAGE_OPTIONS` (a JSON object of Lance's option
 names, such as {"aws_endpoint": "http://127.0.0.1:9000", "allow_http": "true"}) adds to them.
-The same settings are turned into pyarrow's file system arguments here, so the metadata file
-and the tables are always read from one place. Light: pyarrow.fs and the standard library only.
+The same settings are turned into pyarrow's file system arguments here (S3 and Azure; a gs://
+index's metadata file is read with pyarrow's GCS defaults and the environment's credentials, so
+give GCS credentials through the environment, not only as options). Light: pyarrow.fs and the standard library only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def storage_options() -> dict[str, str]:
         raise UsageError(f"{OPTIONS_ENV} is not JSON ({err}); give an object such as "
                          '{"aws_endpoint": "http://127.0.0.1:9000", "allow_http": "true"}') from None
     if not isinstance(options, dict):
-        raise UsageError(f"{OPTIONS_ENV} must be a JSON object of option names and values, not {text[:60]}")
+        # (its text is not echoed: it may hold keys)
+        raise UsageError(f"{OPTIONS_ENV} must be a JSON object of option names and values, not a {type(options).__name__}")
     return {str(k).lower(): str(v) for k, v in options.items()}
 
 

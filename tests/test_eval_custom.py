@@ -94,7 +94,7 @@ def _random_store(path: Path, n: int, dim: int = 32) -> tuple[Store, np.ndarray]
     return store, vecs
 
 
-def test_ivfpq_leg_scores_the_same_judgements_as_exact_search(tmp_path, one_faiss_thread):
+def test_ivf_leg_scores_the_same_judgements_as_exact_search(tmp_path, one_faiss_thread):
     store, vecs = _random_store(tmp_path / "s", 300)
     # Each query is a clip's own vector, judged relevant: its range [i, i+1) of /x.wav.
     picks = [0, 17, 99, 150, 299]
@@ -106,7 +106,7 @@ def test_ivfpq_leg_scores_the_same_judgements_as_exact_search(tmp_path, one_fais
     assert result.ann is not None and result.ann["R@1"]["mean"] == 1.0  # re-scored exactly: itself on top
 
 
-def test_ivfpq_leg_is_built_streamed_never_reading_the_whole_gallery_at_once(tmp_path, one_faiss_thread):
+def test_ivf_leg_is_built_streamed_never_reading_the_whole_gallery_at_once(tmp_path, one_faiss_thread):
     store, vecs = _random_store(tmp_path / "s", 300)
     read_at_once = []
     vectors = store.vectors
@@ -117,7 +117,7 @@ def test_ivfpq_leg_is_built_streamed_never_reading_the_whole_gallery_at_once(tmp
     assert list(ids[:, 0]) == [5, 201]  # each vector finds itself (row ids start at 1)
 
 
-def test_small_galleries_say_why_there_is_no_ivfpq_leg(tmp_path):
+def test_small_galleries_say_why_there_is_no_ivf_leg(tmp_path):
     store, vecs = _random_store(tmp_path / "s", 40)
     queries = [EvalQuery(media="q3", targets=[Target("/x.wav", 3.0, 4.0)])]
     fake_index = SimpleNamespace(store=store, embed_media_queries=lambda qs: [vecs[3] for _ in qs])

@@ -11,7 +11,6 @@ import socket
 import threading
 import urllib.request
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest

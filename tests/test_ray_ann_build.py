@@ -10,7 +10,7 @@ from avsearch.store.tables import Tables
 from test_retrieval import _random_store
 
 
-def test_ivfpq_is_trained_on_a_sample_and_filled_from_streamed_blocks(tmp_path, monkeypatch):
+def test_ivf_is_trained_on_a_sample_and_filled_from_streamed_blocks(tmp_path, monkeypatch):
     # 8 dims per PQ sub-quantizer and a small sample: seconds to train (4-dim ones take minutes here).
     config = AnnConfig(flat_threshold=1000, opq_dim=32, pq_m=4, refine_factor=20, train_size=800)
     store, vecs = _random_store(tmp_path / "s", 2000, 32, config)

@@ -12,7 +12,7 @@ import pytest
 
 from avsearch import Query, View
 from avsearch.store import AnnConfig, FileCommit, IndexMeta, Store
-from avsearch.store.ann import AnnIndex
+from avsearch.store.ann import CODES, AnnIndex
 from avsearch.store.store import ANN_DIR
 
 
@@ -83,13 +83,15 @@ def _random_store(path: Path, n: int, dim: int, config: AnnConfig, seed: int = 0
     return store, vecs
 
 
-def test_ivfpq_through_the_store_recalls_the_exact_neighbours(tmp_path):
+@pytest.mark.parametrize("codes", CODES)
+def test_ivf_through_the_store_recalls_the_exact_neighbours_and_reloads(tmp_path, codes):
     # 64-d vectors whose noise is isotropic: the 32-d PQ codes rank candidates coarsely, so 20x k
     # candidates are re-scored (10x recalls 0.88 here).
-    config = AnnConfig(flat_threshold=1000, opq_dim=32, pq_m=8, refine_factor=20)
+    config = AnnConfig(flat_threshold=1000, codes=codes, opq_dim=32, pq_m=8, refine_factor=20)
     store, vecs = _random_store(tmp_path / "s", 3000, 64, config)
     store.finish_writes()
     assert store.ann_state()["kind"] == "ivf" and store.ann_state()["fresh"]
+    assert Store.open(tmp_path / "s").ensure_ann(save=False).config.codes == codes  # saved, loaded as saved
     queries = vecs[:50] + 0.05 * np.random.default_rng(1).standard_normal((50, 64)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     _, got = store.search(queries, 10)
@@ -98,7 +100,7 @@ def test_ivfpq_through_the_store_recalls_the_exact_neighbours(tmp_path):
     assert recall >= 0.95
 
 
-def test_ivfpq_probes_the_lists_that_hold_the_neighbours_even_with_more_topics_than_code_dims():
+def test_ivf_pq_probes_the_lists_that_hold_the_neighbours_even_with_more_topics_than_code_dims():
     """300 topics (clusters) in 128-d plus a shared low-rank part, codes in a 16-d rotated space.
     refine_factor=100 re-scores every vector of the probed lists, so recall here measures only
     whether the probed lists hold the true neighbours. Lists are chosen in the full space: 0.99;
@@ -116,7 +118,8 @@ def test_ivfpq_probes_the_lists_that_hold_the_neighbours_even_with_more_topics_t
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
     vecs, queries = sample(n), sample(100)
-    ann = AnnIndex.build(vecs, np.arange(n), AnnConfig(flat_threshold=1000, opq_dim=16, pq_m=4, refine_factor=100))
+    ann = AnnIndex.build(vecs, np.arange(n), AnnConfig(flat_threshold=1000, codes="pq", opq_dim=16, pq_m=4,
+                                                                refine_factor=100))
     assert ann.kind == "ivf" and np.array_equal(ann.ids, np.arange(n))
     _, got = ann.search(queries, 10, fetch_vectors=lambda ids: vecs[ids])
     exact = np.argsort(-(queries @ vecs.T), axis=1)[:, :10]
@@ -199,3 +202,25 @@ def test_the_gpu_list_chooser_branch_gives_the_cpu_results(monkeypatch, tmp_path
     gpu.save(tmp_path / "ann", covers_version=1)  # the GPU copy is not part of what is saved
     loaded, _ = AnnIndex.load(tmp_path / "ann")
     assert np.array_equal(loaded.search(queries, 10, fetch_vectors=lambda ids: vecs[ids])[1], want[1])
+
+
+def test_a_saved_ann_index_of_another_index_at_the_same_place_is_never_served(tmp_path):
+    # An index made anew where another was (an object-store index's cache folder outlives it):
+    # row ids come from paths and fingerprints, so they, and even the table versions, can match.
+    config = AnnConfig(flat_threshold=1000)
+    store, vecs = _random_store(tmp_path / "s", 1500, 32, config)
+    store.finish_writes()
+    again = Store.open(tmp_path / "s")
+    assert again._load_ann()[0] is not None  # its own index: served
+    again.meta.created_at += 1  # the same place, another index
+    assert again._load_ann() == (None, None)
+
+
+def test_an_ann_index_of_an_older_layout_is_rebuilt_with_a_warning_that_names_reindex(tmp_path):
+    store, vecs = _random_store(tmp_path / "s", 1500, 32, AnnConfig(flat_threshold=1000))
+    store.finish_writes()
+    meta = tmp_path / "s" / ANN_DIR / "ann.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "layout": 3}))
+    with pytest.warns(UserWarning, match="reindex"):
+        ann = Store.open(tmp_path / "s").ensure_ann(save=False)
+    assert ann.ntotal == 1500

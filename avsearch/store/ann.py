@@ -61,9 +61,10 @@ _BLAS_ASSIGN_ROWS = 2_048  # adding at least this many rows: list assignment thr
 # RaBitQ codes) one query took p50 10.7 / p99 41.5 ms on one thread, 7.5 / 13.5 ms on two.
 _FEW_QUERIES = 4
 _few = threading.local()  # .threads: the caller's OpenMP threads, inside a search of few queries
+_SCAN_THREADS = 2  # measured with 2 (this machine's cores); more were not
 # A candidate pool that may miss a neighbour doubles. With only the added candidates re-scored,
 # small steps save re-scoring: 100k x 1024, the merging path's cross-modal queries, x2 against x4:
-# 431 against 574 vectors re-scored on average (p99 2,048 against 4,096). The PQ scan behind a
+# 431 against 574 vectors re-scored on average (p99 2,048 against 4,096). The code scan behind a
 # grown pool is taken once, at max_candidates (`_ScanMemo`): every scan reads every code of the
 # probed lists, so a deep one costs little more (200k x 3584: 1.4 ms at k=256, 3.2 ms at 4,096)
 # than the up to four rescans of 1.4-2.4 ms each that doubling took.
@@ -100,7 +101,7 @@ class AnnConfig:
     nprobe: Optional[int] = None  # None: chosen from nlist
     refine_factor: int = 10  # candidates re-scored exactly: at least k · refine_factor ...
     min_candidates: int = 256  # ... and at least this many (a group of near-duplicates can fill k · 10)
-    max_candidates: int = 4096  # the pool grows (x2 a step) up to this while the PQ scores say it may miss
+    max_candidates: int = 4096  # the pool grows (x2 a step) up to this while the code scores say it may miss
     train_size: Optional[int] = None  # None: min(n, max(100k, 39·nlist))
     retrain_growth: float = 2.0  # retrain when the collection has grown this much since training
     use_gpu: Optional[bool] = None  # None: use faiss GPUs when faiss has any
@@ -147,9 +148,12 @@ class AnnIndex:
         # The rotation (RaBitQ) or rotation + reduction (OPQ) into the space the codes are taken in.
         self._transform = (faiss.downcast_VectorTransform(faiss.downcast_index(index).chain.at(0))
                            if self._ivf else None)
-        # The list centroids as the codes see them (transformed): scores of the probed lists in
-        # that space are the base every code's score in the list adds to.
-        self._code_centroids = self._ivf.quantizer.reconstruct_n(0, self._ivf.nlist) if self._ivf else None
+        # PQ: the list centroids as the codes see them (rotated, reduced): scores of the probed
+        # lists in that space are the base every PQ score of the list adds to. (RaBitQ scores
+        # the query against each probed centroid itself and ignores a base.)
+        self._code_centroids = (self._ivf.quantizer.reconstruct_n(0, self._ivf.nlist)
+                                if self._ivf and config.codes == "pq" else None)
+        self.owner = ""  # whose index this is, as saved (see save)
         self._gpu_coarse = None
         self.changes = 0  # adds and removals so far, in memory
         # ivf: the vectors candidates are re-scored with (a flat index holds exact vectors itself)
@@ -344,8 +348,11 @@ class AnnIndex:
         _, lists = self._coarse_index().search(queries, nprobe)
         coded = np.ascontiguousarray(self._transform.apply(queries))
         lists = np.ascontiguousarray(lists, dtype=np.int64)
-        base = np.ascontiguousarray(
-            np.einsum("qpd,qd->qp", self._code_centroids[np.maximum(lists, 0)], coded), dtype=np.float32)
+        if self._code_centroids is None:
+            base = np.zeros(lists.shape, np.float32)
+        else:
+            base = np.ascontiguousarray(
+                np.einsum("qpd,qd->qp", self._code_centroids[np.maximum(lists, 0)], coded), dtype=np.float32)
         return lists, coded, base
 
     def _scan(self, probe, k, allowed_ids):
@@ -363,7 +370,7 @@ class AnnIndex:
         ids = np.empty((n, k), dtype=np.int64)
         # The C entry point: faiss's Python wrapper of search_preassigned refuses search parameters
         # (nprobe, id selector).
-        with _scan_threads(n, self._ivf):
+        with _scan_threads(self._ivf):
             self._ivf.search_preassigned_c(n, faiss.swig_ptr(coded), k, faiss.swig_ptr(lists), faiss.swig_ptr(base),
                                            faiss.swig_ptr(scores), faiss.swig_ptr(ids), False, params)
         return scores, ids
@@ -386,10 +393,11 @@ class AnnIndex:
 
     # -- persistence -----------------------------------------------------------------------
 
-    def save(self, directory: Path, *, covers_version: int | list[int]) -> None:
+    def save(self, directory: Path, *, covers_version: int | list[int], owner: str = "") -> None:
         """Write into a fresh folder, then swap it in, so readers never see a half-written index.
         `covers_version` is what the caller needs to tell whether it is fresh (the store saves
-        its clips and files table versions); load returns it as saved."""
+        its clips and files table versions); load returns it as saved. `owner` names the index
+        this one was built for (the store's identity), kept as `self.owner` by load."""
         directory = Path(directory)
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -401,7 +409,7 @@ class AnnIndex:
             self.rescore.save(tmp)
         meta = {"layout": LAYOUT, "kind": self.kind, "dim": self.dim, "ntotal": self.ntotal,
                 "covers_version": covers_version if isinstance(covers_version, list) else int(covers_version),
-                "trained_on": self.trained_on, "config": asdict(self.config)}
+                "trained_on": self.trained_on, "config": asdict(self.config), "owner": owner}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         old = directory.with_name(directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -411,6 +419,7 @@ class AnnIndex:
         shutil.rmtree(old, ignore_errors=True)
         if self.rescore is not None:  # from now on read from (and extended from) the saved file
             self.rescore = RescoreVectors.load(directory, self.dim, spill_dir=directory.parent)
+        self.owner = owner
 
     @classmethod
     def load(cls, directory: Path) -> tuple["AnnIndex", int]:
@@ -428,6 +437,7 @@ class AnnIndex:
             rescore = (RescoreVectors.load(directory, meta["dim"], spill_dir=directory.parent)
                        if meta["kind"] == "ivf" else None)
             ann = cls(index, meta["kind"], meta["dim"], config, meta.get("trained_on", 0), coarse, rescore)
+            ann.owner = str(meta.get("owner", ""))
         except (OSError, RuntimeError, KeyError, TypeError, ValueError, json.JSONDecodeError) as err:
             raise ValueError(f"the ANN index at {directory} is unreadable ({err}); run `avsearch reindex`") from err
         if ann.ntotal != meta["ntotal"] or (coarse is not None and coarse.ntotal != ann._ivf.nlist) or (
@@ -446,7 +456,8 @@ class AnnIndex:
         if self._ivf is None:
             return self.ntotal * (self.dim * 4 + 8)
         ivf, transform = self._ivf, self._transform
-        lists = ivf.nlist * (self.dim * 2 + ivf.d * 4 * 2)  # full-space float16 + code space (faiss + numpy copy)
+        # full-space float16 + code space (faiss's quantizer, and PQ's numpy copy)
+        lists = ivf.nlist * (self.dim * 2 + ivf.d * 4 * (2 if self._code_centroids is not None else 1))
         rescore = self.rescore.ram_bytes() if self.rescore is not None else 0
         matrix = transform.d_in * transform.d_out * 4 if self.config.codes == "pq" else transform.d_out * 3 * 4
         return self.ntotal * (ivf.code_size + 8) + lists + matrix + rescore
@@ -466,13 +477,15 @@ def _one_omp_thread():
 
 
 @contextmanager
-def _scan_threads(n_queries: int, ivf: faiss.IndexIVF):
-    """Inside a search of few queries, the list scan alone gets the caller's threads, splitting
-    each query's probed lists among them (faiss's parallel_mode 1; mode 0 splits queries). The
+def _scan_threads(ivf: faiss.IndexIVF):
+    """Inside a search of few queries, the list scan alone gets up to `_SCAN_THREADS` of the
+    caller's threads, splitting each query's probed lists among them (faiss's parallel_mode 1;
+    mode 0 splits queries). Capped: the service searches for several clients at once, each
+    search with its own OpenMP team, and teams larger than the cores wait on each other. The
     mode is the index's, shared: a batch searched meanwhile on another thread may run in the
     other mode, with the same results."""
-    threads = getattr(_few, "threads", None)
-    if not threads or threads < 2:
+    threads = min(getattr(_few, "threads", None) or 1, _SCAN_THREADS)
+    if threads < 2:
         ivf.parallel_mode = 0
         yield
         return
@@ -573,7 +586,7 @@ def _owning_pretransform(transform: faiss.VectorTransform, ivf: faiss.IndexIVF, 
 
 
 class SearchState:
-    """What a search of some queries has done so far (the lists chosen, the PQ scans, the exact
+    """What a search of some queries has done so far (the lists chosen, the code scans, the exact
     scores taken), for asking the same queries again with a larger k: the retriever does when
     merging adjacent clips left fewer than k hits. Valid for one index, filter and re-scoring
     source; a search with any of them changed starts afresh."""
@@ -589,13 +602,13 @@ class SearchState:
 
 
 class _ScanMemo:
-    """One search's probe, PQ scans and exact scores, by query row."""
+    """One search's probe, code scans and exact scores, by query row."""
 
     def __init__(self, ann: "AnnIndex", queries: np.ndarray, allowed_ids, fetch_vectors):
         self.ann, self.queries, self.allowed_ids, self.fetch_vectors = ann, queries.copy(), allowed_ids, fetch_vectors
         self.changes = ann.changes  # an index updated in place since (appends, removals) is searched afresh
         self.probe: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
-        # row -> {depth: (PQ scores, ids), best first}. Kept per depth: among tied PQ scores a
+        # row -> {depth: (code scores, ids), best first}. Kept per depth: among tied code scores a
         # scan's heap keeps the first it meets, so the top 400 of a 4,096-deep scan can differ from
         # a 400-deep scan; a search continued from this memo then answers as a fresh one would.
         self.scans: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = {}

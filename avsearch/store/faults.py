@@ -103,12 +103,17 @@ def translate(err: BaseException, directory: IndexLocation, *, last_committed: O
         return DiskFullError(
             f"no space left on {device_of(directory)}{_free_text(directory)}; {since}. What was committed "
             f"before stays intact: free some space and re-run `avsearch index`, which resumes there")
+    remote = isinstance(directory, IndexURI)
     if kind == "read_only":
+        where = f"its local cache folder {local_dir(directory)}" if remote else f"the index at {directory}"
         return IndexReadOnlyError(
-            f"the index at {directory} is read-only ({clean_message(err)}): queries work, but avsearch "
+            f"{where} is read-only ({clean_message(err)}): queries work, but avsearch "
             f"cannot {action} it; make it writable, or copy it somewhere writable and use --index")
     if kind == "damaged":
-        return IndexDamagedError(f"the index at {directory} is damaged: {clean_message(err)}; {REPAIR_HINT}")
+        # `avsearch doctor` reads local folders only
+        hint = (f"copy it to a folder (`aws s3 sync {directory} ./copy`) and run `avsearch doctor --index ./copy`"
+                if remote else REPAIR_HINT)
+        return IndexDamagedError(f"the index at {directory} is damaged: {clean_message(err)}; {hint}")
     return None
 
 

@@ -46,7 +46,7 @@ class FragmentTarget:
     rows: int = 0
     # Lance's storage options for an object-store index (the driver's $AVSEARCH_STORAGE_OPTIONS:
     # a worker's environment may lack them); credentials in the environment are each node's own.
-    storage_options: dict = field(default_factory=dict)
+    storage_options: dict = field(default_factory=dict, repr=False)  # may hold keys: never printed
 
 
 def check_target(target: FragmentTarget) -> None:

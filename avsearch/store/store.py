@@ -461,7 +461,7 @@ class Store:
                 self._save_ann(ann, ids, version)
         except IndexLockedError:
             pass  # a writer is at work here: it saves the index when it is done
-        except (AvsearchError, OSError) as err:
+        except Exception as err:  # noqa: BLE001 - faiss raises RuntimeError (a full disk, say); the query goes on
             warnings.warn(f"the ANN index of {self.location} was not kept in {self.directory} ({err})")
 
     def _served_ids(self, ann: AnnIndex) -> np.ndarray:
@@ -477,11 +477,25 @@ class Store:
         self._ann = self._ann_version = self._ann_ids = None
         return self.ensure_ann(save=True)
 
+    def _ann_owner(self) -> str:
+        """Which index a saved ANN index was built for. Row ids come from paths and fingerprints,
+        so an index made anew at the same location (another model of the same width, other
+        settings) has the same ids and table versions may match: a cached ANN index of the old
+        one (an object-store index's cache folder outlives it) would re-score with old vectors."""
+        return f"{self.meta.model_id}@{self.meta.created_at!r}"
+
     def _load_ann(self) -> tuple[Optional[AnnIndex], Optional[int]]:
         try:
-            return AnnIndex.load(self.directory / ANN_DIR)
-        except (FileNotFoundError, ValueError):
+            ann, covers = AnnIndex.load(self.directory / ANN_DIR)
+        except FileNotFoundError:
             return None, None
+        except ValueError as err:
+            # Rebuilt below, but a reader does not save it: say how to stop every query paying that.
+            warnings.warn(f"{err}; until then each search process rebuilds it in memory")
+            return None, None
+        if ann.owner != self._ann_owner():
+            return None, None
+        return ann, covers
 
     def _update_or_rebuild(self, ann: Optional[AnnIndex]) -> tuple[Optional[AnnIndex], np.ndarray]:
         ids = self.tables.vouched_row_ids()
@@ -518,7 +532,7 @@ class Store:
         if ann is None:  # nothing to index: drop any saved index so it is never served stale
             shutil.rmtree(directory, ignore_errors=True)
             return
-        ann.save(directory, covers_version=list(version))
+        ann.save(directory, covers_version=list(version), owner=self._ann_owner())
 
     # -- instruction re-rank cache ---------------------------------------------------------
 
