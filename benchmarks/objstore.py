@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from avsearch.locations import IndexURI
 from avsearch.store import FileCommit, IndexMeta, Store
@@ -93,19 +92,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
 
-    import boto3
-    from moto.server import ThreadedMotoServer
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from s3_fixtures import start_s3
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="b",
-                 aws_secret_access_key="b").create_bucket(Bucket=BUCKET)
-    os.environ["AVSEARCH_STORAGE_OPTIONS"] = json.dumps(
-        {"aws_endpoint": endpoint, "allow_http": "true", "aws_access_key_id": "b", "aws_secret_access_key": "b",
-         "aws_region": "us-east-1"})
+    server, _, options = start_s3(BUCKET)
+    os.environ["AVSEARCH_STORAGE_OPTIONS"] = json.dumps(options)
     batch = commits(args.clips, args.dim)
     queries = np.random.default_rng(1).standard_normal((args.queries, args.dim)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)

@@ -6,7 +6,6 @@ bucket, the ANN index and the locks in a local cache folder; answers must equal 
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import threading
 import urllib.request
@@ -20,6 +19,7 @@ from avsearch.errors import UsageError
 from avsearch.locations import IndexURI
 from avsearch.media.synth import write_audio
 from avsearch.objstore import ObjectStoreError
+from s3_fixtures import start_s3
 
 BUCKET = "avsearch-test"
 QUERIES = ["a street at night", "birds singing", "a low hum"]
@@ -29,18 +29,7 @@ QUERIES = ["a street at night", "birds singing", "a low hum"]
 def s3(tmp_path_factory):
     """An S3 endpoint on 127.0.0.1 with one bucket; avsearch (and Lance, and the Ray workers
     through the fragment target) reach it through $AVSEARCH_STORAGE_OPTIONS. Yields the endpoint."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per S3 request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
-    options = {"aws_endpoint": endpoint, "allow_http": "true", "aws_access_key_id": "testing",
-               "aws_secret_access_key": "testing", "aws_region": "us-east-1"}
+    server, endpoint, options = start_s3(BUCKET)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AVSEARCH_STORAGE_OPTIONS", json.dumps(options))
         mp.setenv("AVSEARCH_INDEX_CACHE", str(tmp_path_factory.mktemp("index-cache")))
