@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -241,8 +242,6 @@ def codes_baseline(codes, ann, x, qsets, truth, work, log):
     """The served index against one built with other codes (`AnnConfig.codes`) over the same
     vectors, lists and re-scoring vectors, in this run: recall of `AnnIndex.search(q, 10)` and
     single-query latency, interleaved. What the choice of codes alone changes."""
-    from dataclasses import replace
-
     from avsearch.store.ann import AnnIndex, training_rows
 
     config = replace(ann.config, codes=codes)
@@ -582,8 +581,16 @@ def main(argv=None):
         "fixed 4 x k (before)": merging_fixed})
     log(f"  merging work: {json.dumps(result['merging_work'])}")
     save()
+    def one_scan_thread(q):  # the list scan on the calling thread alone (AnnConfig.scan_threads=1)
+        default = ann.config
+        ann.config = replace(default, scan_threads=1)
+        try:
+            return ours(q)
+        finally:
+            ann.config = default
+
     systems = {"avsearch": ours, "avsearch_merging": lambda q: index.search(q, k=K),  # default: merges adjacent clips
-               "avsearch_merging_fixed_4k": merging_fixed}
+               "avsearch_merging_fixed_4k": merging_fixed, "avsearch_one_scan_thread": one_scan_thread}
     if flat is not None:
         systems["exact_flat"] = lambda q: flat.search(q[None], K)
     if others:

@@ -61,7 +61,6 @@ _BLAS_ASSIGN_ROWS = 2_048  # adding at least this many rows: list assignment thr
 # RaBitQ codes) one query took p50 10.7 / p99 41.5 ms on one thread, 7.5 / 13.5 ms on two.
 _FEW_QUERIES = 4
 _few = threading.local()  # .threads: the caller's OpenMP threads, inside a search of few queries
-_SCAN_THREADS = 2  # measured with 2 (this machine's cores); more were not
 # A candidate pool that may miss a neighbour doubles. With only the added candidates re-scored,
 # small steps save re-scoring: 100k x 1024, the merging path's cross-modal queries, x2 against x4:
 # 431 against 574 vectors re-scored on average (p99 2,048 against 4,096). The code scan behind a
@@ -105,6 +104,10 @@ class AnnConfig:
     train_size: Optional[int] = None  # None: min(n, max(100k, 39·nlist))
     retrain_growth: float = 2.0  # retrain when the collection has grown this much since training
     use_gpu: Optional[bool] = None  # None: use faiss GPUs when faiss has any
+    # Threads a search of few queries scans its probed lists on (at most the caller's OpenMP
+    # threads). Measured with 2 (this machine's cores); 1 where other work keeps the cores busy
+    # (a second thread that waits for a core holds up the whole scan).
+    scan_threads: int = 2
 
     def __post_init__(self):
         if self.codes not in CODES:
@@ -370,7 +373,7 @@ class AnnIndex:
         ids = np.empty((n, k), dtype=np.int64)
         # The C entry point: faiss's Python wrapper of search_preassigned refuses search parameters
         # (nprobe, id selector).
-        with _scan_threads(self._ivf):
+        with _scan_threads(self._ivf, self.config.scan_threads):
             self._ivf.search_preassigned_c(n, faiss.swig_ptr(coded), k, faiss.swig_ptr(lists), faiss.swig_ptr(base),
                                            faiss.swig_ptr(scores), faiss.swig_ptr(ids), False, params)
         return scores, ids
@@ -477,14 +480,14 @@ def _one_omp_thread():
 
 
 @contextmanager
-def _scan_threads(ivf: faiss.IndexIVF):
-    """Inside a search of few queries, the list scan alone gets up to `_SCAN_THREADS` of the
+def _scan_threads(ivf: faiss.IndexIVF, limit: int):
+    """Inside a search of few queries, the list scan alone gets up to `limit` of the
     caller's threads, splitting each query's probed lists among them (faiss's parallel_mode 1;
     mode 0 splits queries). Capped: the service searches for several clients at once, each
     search with its own OpenMP team, and teams larger than the cores wait on each other. The
     mode is the index's, shared: a batch searched meanwhile on another thread may run in the
     other mode, with the same results."""
-    threads = min(getattr(_few, "threads", None) or 1, _SCAN_THREADS)
+    threads = min(getattr(_few, "threads", None) or 1, limit)
     if threads < 2:
         ivf.parallel_mode = 0
         yield
