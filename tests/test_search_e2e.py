@@ -429,7 +429,9 @@ def test_the_rescoring_file_is_copied_where_hard_links_fail(tmp_path, monkeypatc
     assert len(RescoreVectors.load(tmp_path / "a", 8)) == 3
 
 
-def test_a_single_query_scans_its_lists_on_every_thread_and_finds_what_a_batch_finds():
+def test_a_single_query_scans_its_lists_on_every_thread_and_finds_what_a_batch_finds(monkeypatch):
+    import avsearch.store.ann as ann_module
+
     x, queries = _crowded(seed=3, n_queries=8)
     ann = AnnIndex.build(x, np.arange(len(x)), AnnConfig(flat_threshold=1000, nlist=16, nprobe=16))
     before = faiss.omp_get_max_threads()
@@ -437,6 +439,9 @@ def test_a_single_query_scans_its_lists_on_every_thread_and_finds_what_a_batch_f
     try:
         batch = ann.search(queries, 10)  # more than a few queries: one thread per query
         assert ann._ivf.parallel_mode == 0
+        ann.search(queries[:1], 10)  # a scan of ~3,500 codes: too small to split
+        assert ann._ivf.parallel_mode == 0
+        monkeypatch.setattr(ann_module, "_SPLIT_SCAN_CODES", 0)  # every scan large enough
         for row, q in enumerate(queries):
             scores, ids = ann.search(q[None, :], 10)  # one query: its lists split among 2 threads
             assert ann._ivf.parallel_mode == 1
